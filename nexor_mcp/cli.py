@@ -1,0 +1,132 @@
+"""Command line: `nexor-mcp` (the stdio server), `nexor-mcp sandbox`, `nexor-mcp demo`.
+
+Heavy imports (the MCP SDK, uvicorn) happen inside the command that needs them, so a bad flag or
+config fails fast, and nothing is ever printed to stdout before the protocol owns it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+
+from nexor_mcp import __version__
+from nexor_mcp.config import LOG_LEVELS, ConfigError, Secret, Settings, load_settings
+
+logger = logging.getLogger("nexor_mcp")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nexor-mcp",
+        description="MCP server (stdio) for reading and updating Nexor leads.",
+        epilog="Commands: 'nexor-mcp sandbox' serves the sandbox API alone; "
+        "'nexor-mcp demo' shows an agent using the server against the sandbox.",
+    )
+    parser.add_argument("--version", action="version", version=f"nexor-mcp {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="JSON config file (default: $NEXOR_MCP_CONFIG)")
+    parser.add_argument("--base-url", help="Nexor API base URL (default: $NEXOR_BASE_URL or the public API)")
+    parser.add_argument("--timeout-seconds", type=float, help="per-request timeout (default 30)")
+    parser.add_argument("--max-retries", type=int, help="retries after a 429/5xx/network error (default 2)")
+    parser.add_argument("--retry-budget-seconds", type=float, help="most a call may spend waiting to retry")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="stderr log level (default INFO)")
+    parser.add_argument(
+        "--sandbox", action="store_true",
+        help="talk to an embedded sandbox of the Nexor API with demo leads (no key needed)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{sandbox,demo}")
+    sandbox = commands.add_parser("sandbox", help="serve the sandbox Nexor API alone, for trying things out")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    commands.add_parser("demo", help="run an agent session against the sandbox and print what it sees")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "sandbox":
+        return _run_sandbox(args.host, args.port)
+    if args.command == "demo":
+        from nexor_mcp.demo import run_demo
+
+        return run_demo()
+    flags = {
+        "base_url": args.base_url,
+        "timeout_seconds": args.timeout_seconds,
+        "max_retries": args.max_retries,
+        "retry_budget_seconds": args.retry_budget_seconds,
+        "log_level": args.log_level,
+    }
+    try:
+        settings = load_settings(flags, config_path=args.config)
+    except ConfigError as exc:
+        print(f"nexor-mcp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return _serve(settings, sandbox=args.sandbox)
+
+
+def _serve(settings: Settings, *, sandbox: bool) -> int:
+    from nexor_mcp.logs import configure_logging
+
+    server = None
+    if sandbox:
+        from nexor_mcp.sandbox import SANDBOX_API_KEY, SandboxServer
+
+        server = SandboxServer()
+        base_url = server.start()
+        settings = dataclasses.replace(
+            settings, base_url=base_url, api_key=Secret(SANDBOX_API_KEY), warnings=()
+        )
+    secrets = (settings.api_key.reveal(),) if settings.api_key else ()
+    configure_logging(settings.log_level, secrets)
+    for warning in settings.warnings:
+        logger.warning(warning)
+    if sandbox:
+        logger.info("using the embedded Nexor sandbox at %s", settings.base_url)
+    elif settings.api_key is None:
+        logger.warning(
+            "no Nexor API key is set: the tools are listed, but every call returns an error until "
+            "NEXOR_API_KEY (or api_key in the config file) is set"
+        )
+    import anyio
+
+    from nexor_mcp.client import NexorClient
+    from nexor_mcp.server import serve_stdio
+
+    try:
+        anyio.run(serve_stdio, settings, NexorClient(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def _run_sandbox(host: str, port: int) -> int:
+    from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY, SandboxServer
+
+    server = SandboxServer(host=host, port=port)
+    try:
+        base_url = server.start()
+    except OSError as exc:
+        print(f"nexor-mcp sandbox: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"Nexor sandbox API listening on {base_url}")
+    print(f"API key: {SANDBOX_API_KEY}")
+    print("Demo lead ids:")
+    for lead_id in DEMO_LEAD_IDS:
+        print(f"  {lead_id}")
+    print(f"Point the server at it: NEXOR_BASE_URL={base_url} NEXOR_API_KEY={SANDBOX_API_KEY} nexor-mcp")
+    print("Press Ctrl+C to stop.", flush=True)
+    try:
+        import threading
+
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

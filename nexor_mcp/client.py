@@ -1,0 +1,236 @@
+"""The Nexor REST client: one pooled HTTP connection set, typed errors, lenient response parsing.
+
+All HTTP policy (headers, timeouts, body cap, status mapping) lives here, so the MCP layer only
+turns a result or a `NexorError` into a tool result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import anyio
+import httpx2
+
+from nexor_mcp import __version__
+from nexor_mcp.config import Settings
+from nexor_mcp.errors import (
+    ApiConnectionError,
+    ApiTimeout,
+    InvalidResponse,
+    MissingApiKey,
+    NexorError,
+    api_error_text,
+    describe_body,
+    status_error,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"nexor-mcp/{__version__}"
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+Json = dict[str, Any]
+
+
+class NexorClient:
+    """Async client for the lead endpoints of one Nexor account."""
+
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._http: httpx2.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"NexorClient(base_url={self._settings.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+    def _client(self) -> httpx2.AsyncClient:
+        # Created on first use: start-up stays fast, and one client (one connection pool) serves
+        # every call of the process.
+        if self._http is None:
+            assert self._settings.api_key is not None
+            timeout = self._settings.timeout_seconds
+            self._http = httpx2.AsyncClient(
+                base_url=self._settings.base_url + "/",
+                headers={
+                    "X-API-Key": self._settings.api_key.reveal(),
+                    "User-Agent": USER_AGENT,
+                    "Accept": "application/json",
+                },
+                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
+                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
+                transport=self._transport,
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def get_lead(self, lead_id: str) -> Json:
+        """GET /leads/{id}; returns `{"lead": {...}, ...}` whichever shape Nexor used."""
+        body = await self._request("GET", lead_id, None)
+        return _lead_result(body)
+
+    async def update_lead(self, lead_id: str, changes: Json) -> Json:
+        """PATCH /leads/{id} with exactly `changes`; returns `{"lead": {...}}`."""
+        body = await self._request("PATCH", lead_id, changes)
+        return _lead_result(body)
+
+    async def _request(self, method: str, lead_id: str, payload: Json | None) -> Json:
+        if self._settings.api_key is None:
+            raise MissingApiKey()
+        content = None
+        headers = {}
+        if payload is not None:
+            content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        path = f"leads/{lead_id}"
+        started = time.perf_counter()
+        try:
+            # A total deadline on top of httpx's per-phase timeouts: a server that trickles bytes
+            # cannot hold a call forever.
+            with anyio.fail_after(self._settings.timeout_seconds):
+                status, response_headers, raw = await self._exchange(method, path, content, headers)
+        except TimeoutError:
+            raise self._timeout(method) from None
+        except httpx2.TimeoutException:
+            raise self._timeout(method) from None
+        except httpx2.TransportError as exc:
+            raise ApiConnectionError(
+                f"Could not reach Nexor at {self.base_url} ({_reason(exc)}). "
+                "Check NEXOR_BASE_URL and the network, then try again."
+            ) from None
+        logger.debug(
+            "%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000
+        )
+        decoded = _decode_json(raw)
+        if not 200 <= status <= 299:
+            raise status_error(
+                status,
+                decoded,
+                lead_id=lead_id,
+                writing=method != "GET",
+                retry_after=parse_retry_after(response_headers.get("retry-after")),
+            )
+        if decoded is _NOT_JSON:
+            raise InvalidResponse(
+                f"Nexor answered HTTP {status} but the body is not JSON ({describe_body(raw)}); "
+                "the lead could not be read. This is a problem on Nexor's side; try again later."
+            )
+        if not isinstance(decoded, dict):
+            raise InvalidResponse(
+                f"Nexor answered HTTP {status} with a JSON {type(decoded).__name__}, not an object; "
+                "the lead could not be read. This is a problem on Nexor's side; try again later."
+            )
+        if decoded.get("success") is False:
+            said = api_error_text(decoded)
+            raise InvalidResponse(
+                f"Nexor answered HTTP {status} but reported success: false"
+                + (f" ({said})" if said else "")
+                + ". Read the lead with get_lead to see its current state."
+            )
+        return decoded
+
+    async def _exchange(
+        self, method: str, path: str, content: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, httpx2.Headers, bytes]:
+        """Send one request and read at most MAX_RESPONSE_BYTES of the answer."""
+        request = self._client().build_request(method, path, content=content, headers=headers)
+        response = await self._client().send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise InvalidResponse(
+                        f"Nexor's answer (HTTP {response.status_code}) is larger than "
+                        f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MB; it was not read. Try again later."
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response.status_code, response.headers, b"".join(chunks)
+
+    def _timeout(self, method: str) -> NexorError:
+        outcome = (
+            " The update may or may not have been applied; retrying the same update is safe, "
+            "or read the lead with get_lead to check."
+            if method != "GET"
+            else " Try again shortly."
+        )
+        return ApiTimeout(
+            f"Nexor at {self.base_url} did not answer within {self._settings.timeout_seconds:g} s."
+            + outcome
+        )
+
+
+_NOT_JSON: Any = object()
+
+
+def _decode_json(raw: bytes) -> Any:
+    if not raw:
+        return _NOT_JSON
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return _NOT_JSON
+
+
+def _lead_result(body: Json) -> Json:
+    """Accept both documented shapes: `{success, lead, ...}` and a flat lead object."""
+    if "lead" in body:
+        lead = body["lead"]
+        if not isinstance(lead, dict):
+            raise InvalidResponse(
+                "Nexor's answer has no lead object (lead is "
+                f"{'null' if lead is None else type(lead).__name__}); the result is unknown. "
+                "Read the lead with get_lead to check."
+            )
+        extras = {key: value for key, value in body.items() if key not in ("success", "lead")}
+        return {"lead": lead, **extras}
+    if "id" in body:
+        return {"lead": {key: value for key, value in body.items() if key != "success"}}
+    raise InvalidResponse(
+        "Nexor's answer has no lead in it; the result is unknown. Read the lead with get_lead to check."
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None when absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds or seconds == float("inf"):
+        return None
+    return max(0.0, seconds)
+
+
+def _reason(exc: httpx2.TransportError) -> str:
+    name = {
+        httpx2.ConnectError: "connection refused or host unreachable",
+        httpx2.RemoteProtocolError: "the connection was closed mid-response",
+        httpx2.ReadError: "the connection was reset",
+        httpx2.WriteError: "the connection was reset while sending",
+    }.get(type(exc))
+    return name or type(exc).__name__

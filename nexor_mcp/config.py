@@ -1,0 +1,178 @@
+"""Settings: defaults < config file < environment < command-line flags.
+
+A bad value fails at start with one clear line (`ConfigError`); the API key is held in a `Secret`
+so that no repr, log line or error can show it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "https://api.getnexor.ai/api/public"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_RETRY_BUDGET_SECONDS = 20.0
+DEFAULT_LOG_LEVEL = "INFO"
+KEY_PREFIX = "nxr_live_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# config-file key -> environment variable
+ENV_VARS = {
+    "api_key": "NEXOR_API_KEY",
+    "base_url": "NEXOR_BASE_URL",
+    "timeout_seconds": "NEXOR_TIMEOUT_SECONDS",
+    "max_retries": "NEXOR_MAX_RETRIES",
+    "retry_budget_seconds": "NEXOR_RETRY_BUDGET_SECONDS",
+    "log_level": "NEXOR_LOG_LEVEL",
+}
+CONFIG_FILE_ENV = "NEXOR_MCP_CONFIG"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line for stderr."""
+
+
+class Secret:
+    """A string that never shows itself: repr/str print a mask, `reveal()` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    api_key: Secret | None = None
+    base_url: str = DEFAULT_BASE_URL
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
+    log_level: str = DEFAULT_LOG_LEVEL
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> Settings:
+    """Merge the sources in precedence order and validate every value."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = config_path or environ.get(CONFIG_FILE_ENV)
+    if path:
+        raw.update(_read_config_file(path))
+    for key, var in ENV_VARS.items():
+        if environ.get(var, "").strip():
+            raw[key] = environ[var].strip()
+    for key, value in (flags or {}).items():
+        if value is not None:
+            raw[key] = value
+    return _build(raw)
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object with keys {', '.join(ENV_VARS)}")
+    unknown = sorted(set(data) - set(ENV_VARS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(ENV_VARS)}"
+        )
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def _build(raw: Mapping[str, Any]) -> Settings:
+    warnings: list[str] = []
+    api_key: Secret | None = None
+    if "api_key" in raw:
+        key = raw["api_key"]
+        if not isinstance(key, str):
+            raise ConfigError("api_key must be a string")
+        key = key.strip()
+        if key:
+            api_key = Secret(key)
+            if not key.startswith(KEY_PREFIX):
+                warnings.append(
+                    f"the API key does not start with {KEY_PREFIX!r}; Nexor keys normally do "
+                    "(check it was copied whole from the dashboard)"
+                )
+    return Settings(
+        api_key=api_key,
+        base_url=_base_url(raw.get("base_url", DEFAULT_BASE_URL)),
+        timeout_seconds=_positive_number(raw, "timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
+        max_retries=_retries(raw.get("max_retries", DEFAULT_MAX_RETRIES)),
+        retry_budget_seconds=_positive_number(raw, "retry_budget_seconds", DEFAULT_RETRY_BUDGET_SECONDS),
+        log_level=_log_level(raw.get("log_level", DEFAULT_LOG_LEVEL)),
+        warnings=tuple(warnings),
+    )
+
+
+def _base_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"base_url must be a string URL, e.g. {DEFAULT_BASE_URL}")
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base_url must be an http(s) URL like {DEFAULT_BASE_URL}, got {url!r}")
+    if parts.username or parts.password:
+        raise ConfigError("base_url must not contain credentials; set the key with NEXOR_API_KEY")
+    return url
+
+
+def _positive_number(raw: Mapping[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")
+    return number
+
+
+def _retries(value: Any) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if isinstance(value, bool) or number < 0 or number > 10:
+        raise ConfigError(f"max_retries must be a whole number from 0 to 10, got {value!r}")
+    return number
+
+
+def _log_level(value: Any) -> str:
+    level = str(value).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level

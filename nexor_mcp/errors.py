@@ -1,0 +1,203 @@
+"""One exception per way a Nexor call can fail; `str(error)` is the text the model reads.
+
+Every message says what happened and what to do next, and none contains the API key: messages
+are built from the status, the API's own error fields (truncated) and the base URL only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+_MAX_API_TEXT = 300
+KEY_HELP = (
+    "Set NEXOR_API_KEY (or api_key in the config file) to the key from the Nexor dashboard "
+    "(profile → Integrations; it starts with nxr_live_) and restart the server."
+)
+
+
+class NexorError(Exception):
+    """Base class: a call to Nexor did not produce a lead."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts = 1
+
+    def __str__(self) -> str:
+        if self.attempts > 1:
+            return f"{self.message} ({self.attempts} attempts were made.)"
+        return self.message
+
+
+class MissingApiKey(NexorError):
+    def __init__(self) -> None:
+        super().__init__(f"No Nexor API key is configured, so nothing was sent. {KEY_HELP}")
+
+
+class ApiStatusError(NexorError):
+    """Nexor answered with a non-2xx status."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class BadRequest(ApiStatusError):
+    """400 / 422: Nexor rejected a value."""
+
+
+class AuthenticationFailed(ApiStatusError):
+    """401: the key is missing or invalid."""
+
+
+class PermissionDenied(ApiStatusError):
+    """403."""
+
+
+class LeadNotFound(ApiStatusError):
+    """404."""
+
+
+class Conflict(ApiStatusError):
+    """409."""
+
+
+class RateLimited(ApiStatusError):
+    """429."""
+
+    retryable = True
+
+
+class ServerError(ApiStatusError):
+    """5xx."""
+
+    retryable = True
+
+
+class UnexpectedStatus(ApiStatusError):
+    """Any other non-2xx status."""
+
+
+class ApiTimeout(NexorError):
+    retryable = True
+
+
+class ApiConnectionError(NexorError):
+    retryable = True
+
+
+class InvalidResponse(NexorError):
+    """A 2xx whose body is not the lead we asked for."""
+
+
+def api_error_text(body: Any) -> str:
+    """Render Nexor's error body (`{error, message}` and any per-field details) compactly."""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body[key]) for key in ("error", "message") if isinstance(body.get(key), str | int)]
+    text = ": ".join(dict.fromkeys(parts))
+    details = [f"{name}: {msg}" for name, msg in _field_errors(body)]
+    if details:
+        text = (text + ". " if text else "") + "; ".join(details)
+    return _clip(text)
+
+
+def _field_errors(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """Per-field messages in the shapes APIs commonly use (Nexor does not document one)."""
+    found: list[tuple[str, str]] = []
+    for key in ("errors", "details", "fields"):
+        value = body.get(key)
+        if isinstance(value, dict):
+            for name, msg in value.items():
+                text = "; ".join(map(str, msg)) if isinstance(msg, list) else str(msg)
+                found.append((str(name), text))
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    name = item.get("field") or item.get("path") or item.get("loc") or "?"
+                    if isinstance(name, list):
+                        name = ".".join(map(str, name))
+                    found.append((str(name), str(item.get("message") or item.get("msg") or item)))
+                elif isinstance(item, str):
+                    found.append(("-", item))
+    return found
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_API_TEXT else text[:_MAX_API_TEXT] + "…"
+
+
+def status_error(
+    status: int,
+    body: Any,
+    *,
+    lead_id: str,
+    writing: bool,
+    retry_after: float | None,
+) -> ApiStatusError:
+    """Build the exception for a non-2xx response, worded for the model."""
+    said = api_error_text(body)
+    said_part = f" Nexor said: {said}." if said else ""
+    if status in (400, 422):
+        return BadRequest(
+            status,
+            f"Nexor rejected the request (HTTP {status}).{said_part} Nothing was changed. "
+            "Fix the value(s) it names and call again.",
+        )
+    if status == 401:
+        return AuthenticationFailed(
+            status, f"Nexor did not accept the API key (HTTP 401).{said_part} {KEY_HELP}"
+        )
+    if status == 403:
+        return PermissionDenied(
+            status,
+            f"Nexor refused access (HTTP 403).{said_part} The API key is not allowed to do this; "
+            "retrying will not help. Ask the user to check the key's account in the Nexor dashboard.",
+        )
+    if status == 404:
+        return LeadNotFound(
+            status,
+            f"No lead with id {lead_id} exists in this Nexor account (HTTP 404).{said_part} "
+            "Check the lead_id (it must be the lead's UUID from Nexor); nothing was changed.",
+        )
+    if status == 409:
+        return Conflict(
+            status,
+            f"Nexor reported a conflict (HTTP 409).{said_part} The lead may have been changed meanwhile: "
+            "read it with get_lead, then decide whether to update again.",
+        )
+    if status == 429:
+        when = (
+            f"Retry after {_seconds(retry_after)}."
+            if retry_after is not None
+            else "Wait a few seconds before retrying."
+        )
+        return RateLimited(status, f"Nexor's rate limit was reached (HTTP 429). {when}", retry_after)
+    if 500 <= status <= 599:
+        outcome = (
+            " The update may or may not have been applied; retrying the same update is safe, "
+            "or read the lead with get_lead to check."
+            if writing
+            else " Try again shortly."
+        )
+        return ServerError(
+            status, f"Nexor had a server error (HTTP {status}).{said_part}{outcome}", retry_after
+        )
+    return UnexpectedStatus(status, f"Nexor answered with unexpected HTTP {status}.{said_part}")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "a few seconds"
+    whole = max(1, round(value))
+    return f"{whole} second" + ("" if whole == 1 else "s")
+
+
+def describe_body(raw: bytes) -> str:
+    """A short, safe description of an unexpected response body."""
+    text = raw[:120].decode("utf-8", errors="replace")
+    return json.dumps(text + ("…" if len(raw) > 120 else ""), ensure_ascii=False)

@@ -1,0 +1,130 @@
+"""What agents see: tool names, descriptions, input/output schemas and annotations.
+
+The schemas are written out here rather than generated from function signatures so that every
+field carries a description for the model, nullable fields use the portable `anyOf [..., null]`
+spelling, and `additionalProperties: false` is published (and enforced by `validation.py`).
+`tests/snapshots/tools_list.json` freezes all of it: any change is a reviewed diff.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.types import Tool, ToolAnnotations
+
+from nexor_mcp.fields import LEAD_FIELDS, LEAD_ID_DESCRIPTION, LeadField
+
+_SCALAR = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+
+
+def _field_schema(field: LeadField) -> dict[str, Any]:
+    if field.kind == "metadata":
+        return {
+            "type": "object",
+            "additionalProperties": {"anyOf": _SCALAR},
+            "description": field.description,
+        }
+    base: dict[str, Any] = {"type": "string", "minLength": 1}
+    if field.kind in ("email", "uuid"):
+        base["format"] = field.kind
+    if field.nullable:
+        return {"anyOf": [base, {"type": "null"}], "description": field.description}
+    return {**base, "description": field.description}
+
+
+_LEAD_ID_SCHEMA = {"type": "string", "format": "uuid", "description": LEAD_ID_DESCRIPTION}
+
+UPDATE_LEAD_INPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "lead_id": _LEAD_ID_SCHEMA,
+        **{field.name: _field_schema(field) for field in LEAD_FIELDS},
+    },
+    "required": ["lead_id"],
+    "additionalProperties": False,
+}
+
+GET_LEAD_INPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"lead_id": _LEAD_ID_SCHEMA},
+    "required": ["lead_id"],
+    "additionalProperties": False,
+}
+
+# Lenient on purpose: the lead is passed through as Nexor returned it (unknown fields kept), and a
+# real API returns nulls where a strict schema would fail client-side output validation.
+_LEAD_OUTPUT = {
+    "type": "object",
+    "description": "The lead as Nexor returned it: id, first_name, last_name, email, phone, company, "
+    "title, source, campaign_id, metadata, created_at, updated_at and any other fields. Any may be null.",
+}
+
+UPDATE_LEAD_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"lead": _LEAD_OUTPUT},
+    "required": ["lead"],
+}
+
+GET_LEAD_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "lead": {
+            **_LEAD_OUTPUT,
+            "description": _LEAD_OUTPUT["description"]
+            + " Also campaign, tags, the active workflow run and its current status when Nexor sends them.",
+        },
+        "variables": {
+            "type": "object",
+            "description": "Values Nexor's AI extracted from conversations, by name: "
+            "{value, value_text, confidence, updated_at}. Present only when Nexor sends them.",
+        },
+    },
+    "required": ["lead"],
+}
+
+UPDATE_LEAD_DESCRIPTION = """\
+Update fields of one Nexor lead (a partial update: PATCH).
+Send lead_id plus only the fields to change:
+- an omitted field is left exactly as it is;
+- null clears a field (last_name, email, phone, company, title, campaign_id); first_name and source cannot be cleared;
+- metadata is merged: keys you send are added or overwritten, keys you leave out are kept.
+Custom fields (budget, notes, anything not listed) always go inside metadata.
+Values are stored exactly as given. Returns the updated lead.
+Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "title": "CTO", "metadata": {"budget": 5000}}"""
+
+GET_LEAD_DESCRIPTION = """\
+Read one Nexor lead by id: contact fields, source, metadata, campaign, tags, the active \
+workflow run with its current status, and the variables Nexor's AI extracted. \
+Use it before update_lead to see current values. Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"}"""
+
+UPDATE_LEAD = Tool(
+    name="update_lead",
+    title="Update lead",
+    description=UPDATE_LEAD_DESCRIPTION,
+    input_schema=UPDATE_LEAD_INPUT,
+    output_schema=UPDATE_LEAD_OUTPUT,
+    annotations=ToolAnnotations(
+        title="Update lead",
+        read_only_hint=False,
+        destructive_hint=True,
+        idempotent_hint=True,
+        open_world_hint=True,
+    ),
+)
+
+GET_LEAD = Tool(
+    name="get_lead",
+    title="Get lead",
+    description=GET_LEAD_DESCRIPTION,
+    input_schema=GET_LEAD_INPUT,
+    output_schema=GET_LEAD_OUTPUT,
+    annotations=ToolAnnotations(
+        title="Get lead",
+        read_only_hint=True,
+        destructive_hint=False,
+        idempotent_hint=True,
+        open_world_hint=True,
+    ),
+)
+
+TOOLS: tuple[Tool, ...] = (GET_LEAD, UPDATE_LEAD)
