@@ -24,9 +24,8 @@ def _field_schema(field: LeadField) -> dict[str, Any]:
             "additionalProperties": {"anyOf": _SCALAR},
             "description": field.description,
         }
-    base: dict[str, Any] = {"type": "string", "minLength": 1}
-    if field.kind in ("email", "uuid"):
-        base["format"] = field.kind
+    base: dict[str, Any] = {"type": "string"}
+    base.update({"format": field.kind} if field.kind in ("email", "uuid") else {"minLength": 1})
     if field.nullable:
         return {"anyOf": [base, {"type": "null"}], "description": field.description}
     return {**base, "description": field.description}

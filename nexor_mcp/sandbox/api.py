@@ -49,7 +49,7 @@ DEMO_LEAD_IDS = (
 
 def _seed() -> dict[str, dict[str, Any]]:
     created = "2026-06-18T09:30:00.000Z"
-    leads = [
+    leads: list[dict[str, Any]] = [
         {
             "id": DEMO_LEAD_IDS[0], "first_name": "Ana", "last_name": "Rojas",
             "email": "ana.rojas@example.com", "phone": "+56987654321", "source": "website",
@@ -134,7 +134,7 @@ class SandboxApi:
         """Add a lead directly (for tests); returns its id."""
         lead_id = str(uuid.uuid4())
         now = _now()
-        lead = {
+        lead: dict[str, Any] = {
             "id": lead_id, "first_name": "Test", "last_name": None, "email": None, "phone": None,
             "source": "api", "company": None, "title": None, "campaign_id": None, "metadata": {},
             "tags": [], "workflow": False, "created_at": now, "updated_at": now,

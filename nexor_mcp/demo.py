@@ -1,0 +1,88 @@
+"""`nexor-mcp demo`: a real agent-style session against the embedded sandbox, printed readably.
+
+It spawns `python -m nexor_mcp --sandbox` exactly as an MCP host would and drives it with the MCP
+SDK client over stdio, so what it shows is what an agent gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from typing import Any
+
+import anyio
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.types import CallToolResult
+
+from nexor_mcp.sandbox import DEMO_LEAD_IDS
+
+LEAD = DEMO_LEAD_IDS[0]
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _show_call(tool: str, arguments: dict[str, Any]) -> None:
+    _say(f"  → {tool} {json.dumps(arguments, ensure_ascii=False)}")
+
+
+def _show_result(result: CallToolResult) -> None:
+    text = "".join(block.text for block in result.content if block.type == "text")
+    if result.is_error:
+        _say("  ← isError: true. The agent reads:")
+        _say(textwrap.indent(text, "      "))
+        return
+    _say(f"  ← the agent reads {len(text)} characters of compact JSON; here indented for you:")
+    _say(textwrap.indent(json.dumps(result.structured_content, indent=2, ensure_ascii=False), "      "))
+
+
+async def _session() -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "nexor_mcp", "--sandbox", "--log-level", "WARNING"],
+        env={key: os.environ[key] for key in ("PYTHONPATH",) if key in os.environ},
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        init = await session.initialize()
+        _say(f"Connected to {init.server_info.name} {init.server_info.version} over stdio "
+             f"(protocol {init.protocol_version}), backed by the embedded Nexor sandbox.")
+        _say()
+        _say("1. The agent lists the tools:")
+        for tool in (await session.list_tools()).tools:
+            hints = tool.annotations
+            kind = "read-only" if hints and hints.read_only_hint else "writes"
+            args = ", ".join(tool.input_schema.get("properties", {}))
+            _say(f"   • {tool.name} ({kind}): {args}")
+        _say()
+        _say("2. It reads a lead:")
+        _show_call("get_lead", {"lead_id": LEAD})
+        result = await session.call_tool("get_lead", {"lead_id": LEAD})
+        lead = (result.structured_content or {}).get("lead", {})
+        _say(f"  ← {lead.get('first_name')} {lead.get('last_name')}, {lead.get('title')} at {lead.get('company')}; "
+             f"phone {lead.get('phone')}; metadata {json.dumps(lead.get('metadata'))}")
+        _say()
+        _say("3. After qualifying the lead in a conversation, it writes back what it learned:")
+        _say("   a new title, clears the phone (null), and adds a custom field (metadata is merged).")
+        update = {"lead_id": LEAD, "title": "VP Sales", "phone": None, "metadata": {"budget": 5000}}
+        _show_call("update_lead", update)
+        _show_result(await session.call_tool("update_lead", update))
+        _say("   Only title, phone and metadata.budget changed; edad and utm_source were kept.")
+        _say()
+        _say("4. A careless call is refused before anything is sent to Nexor:")
+        bad = {"lead_id": LEAD, "email": "ana-at-example.com", "budget": 7000, "first_name": None}
+        _show_call("update_lead", bad)
+        _show_result(await session.call_tool("update_lead", bad))
+        _say()
+        _say("Next: add the server to your MCP client (see README, 'Use it from your MCP client').")
+
+
+def run_demo() -> int:
+    try:
+        anyio.run(_session)
+    except Exception as exc:  # a demo should end with one readable line, not a traceback
+        print(f"nexor-mcp demo failed: {exc}", file=sys.stderr)
+        return 1
+    return 0

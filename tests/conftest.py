@@ -1,0 +1,75 @@
+"""Shared fixtures: a real sandbox API on loopback and real `nexor-mcp` subprocesses over stdio."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.types import CallToolResult
+
+from nexor_mcp.sandbox import DEMO_LEAD_IDS, SandboxApi, SandboxServer
+
+ANA, JOHN, MARIA = DEMO_LEAD_IDS
+TEST_KEY = "nxr_live_test_key_5f0e9c1a"
+MISSING_LEAD = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """One sandbox for the whole run; tests reset it through the `api` fixture."""
+    with SandboxServer(SandboxApi(api_key=TEST_KEY)) as server:
+        yield server
+
+
+@pytest.fixture
+def api(sandbox_server: SandboxServer) -> SandboxApi:
+    sandbox_server.api.reset()
+    return sandbox_server.api
+
+
+@dataclass
+class McpProcess:
+    """A running `python -m nexor_mcp` subprocess and the SDK session talking to it."""
+
+    session: ClientSession
+    stderr: IO[str]
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        return await self.session.call_tool(tool, arguments)
+
+    def stderr_text(self) -> str:
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+
+@asynccontextmanager
+async def spawn_server(env: dict[str, str], args: tuple[str, ...] = ()) -> AsyncIterator[McpProcess]:
+    """Start the server exactly as an MCP host would: a subprocess speaking JSON-RPC on stdio."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nexor_mcp", *args], env=env)
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            yield McpProcess(session, errlog)
+
+
+def server_env(base_url: str, **extra: str) -> dict[str, str]:
+    return {"NEXOR_BASE_URL": base_url, "NEXOR_API_KEY": TEST_KEY, **extra}
+
+
+def text_of(result: CallToolResult) -> str:
+    assert len(result.content) == 1
+    block = result.content[0]
+    assert block.type == "text"
+    return block.text
