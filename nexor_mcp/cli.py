@@ -29,8 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="JSON config file (default: $NEXOR_MCP_CONFIG)")
     parser.add_argument("--base-url", help="Nexor API base URL (default: $NEXOR_BASE_URL or the public API)")
     parser.add_argument("--timeout-seconds", type=float, help="per-request timeout (default 30)")
-    parser.add_argument("--max-retries", type=int, help="retries after a 429/5xx/network error (default 2)")
-    parser.add_argument("--retry-budget-seconds", type=float, help="most a call may spend waiting to retry")
+    parser.add_argument(
+        "--max-retries", type=int, help="retries after a connection error or HTTP 429/500/502/503/504 (default 2)"
+    )
+    parser.add_argument(
+        "--retry-budget-seconds", type=float,
+        help="a call is not retried when the wait would end more than this many seconds after it began (default 20)",
+    )
     parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="stderr log level (default INFO)")
     parser.add_argument(
         "--sandbox", action="store_true",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from nexor_mcp import __version__
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import (
     ApiConnectionError,
+    ApiStatusError,
     ApiTimeout,
     InvalidResponse,
     MissingApiKey,
@@ -27,6 +29,7 @@ from nexor_mcp.errors import (
     describe_body,
     status_error,
 )
+from nexor_mcp.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 Json = dict[str, Any]
+OnRetry = Callable[[int, float, str], Awaitable[None]]
+"""Told before each retry wait: the attempt that failed (1-based), the delay in seconds, the reason."""
 
 
 class NexorClient:
@@ -44,6 +49,7 @@ class NexorClient:
         self._settings = settings
         self._transport = transport
         self._http: httpx2.AsyncClient | None = None
+        self._policy = RetryPolicy(settings.max_retries, settings.retry_budget_seconds)
 
     def __repr__(self) -> str:
         return f"NexorClient(base_url={self._settings.base_url!r})"
@@ -76,17 +82,18 @@ class NexorClient:
             await self._http.aclose()
             self._http = None
 
-    async def get_lead(self, lead_id: str) -> Json:
+    async def get_lead(self, lead_id: str, on_retry: OnRetry | None = None) -> Json:
         """GET /leads/{id}; returns `{"lead": {...}, ...}` whichever shape Nexor used."""
-        body = await self._request("GET", lead_id, None)
+        body = await self._request("GET", lead_id, None, on_retry)
         return _lead_result(body)
 
-    async def update_lead(self, lead_id: str, changes: Json) -> Json:
+    async def update_lead(self, lead_id: str, changes: Json, on_retry: OnRetry | None = None) -> Json:
         """PATCH /leads/{id} with exactly `changes`; returns `{"lead": {...}}`."""
-        body = await self._request("PATCH", lead_id, changes)
+        body = await self._request("PATCH", lead_id, changes, on_retry)
         return _lead_result(body)
 
-    async def _request(self, method: str, lead_id: str, payload: Json | None) -> Json:
+    async def _request(self, method: str, lead_id: str, payload: Json | None, on_retry: OnRetry | None) -> Json:
+        """Send with the retry policy; raises the last attempt's `NexorError`, counting attempts."""
         if self._settings.api_key is None:
             raise MissingApiKey()
         content = None
@@ -95,25 +102,54 @@ class NexorClient:
             content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         path = f"leads/{lead_id}"
+        started = time.monotonic()
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(method, path, lead_id, content, headers)
+            except NexorError as error:
+                # Nexor's own error text is quoted in messages; never let it carry the key back.
+                error.hide(self._settings.api_key.reveal())
+                error.attempts = attempt
+                if not self._policy.should_retry(method, error, attempt):
+                    raise
+                delay = self._policy.delay(attempt, getattr(error, "retry_after", None))
+                if time.monotonic() - started + delay > self._policy.budget_seconds:
+                    error.note = (
+                        f"It was not retried again: waiting {delay:.1f} s would pass the "
+                        f"{self._policy.budget_seconds:g} s retry budget."
+                    )
+                    raise
+                reason = _retry_reason(error)
+                logger.info("%s /%s attempt %d failed (%s); retrying in %.2f s", method, path, attempt, reason, delay)
+                if on_retry is not None:
+                    await on_retry(attempt, delay, reason)
+                await anyio.sleep(delay)
+                attempt += 1
+
+    async def _attempt(
+        self, method: str, path: str, lead_id: str, content: bytes | None, headers: dict[str, str]
+    ) -> Json:
+        """One HTTP exchange, mapped to a JSON object or a `NexorError`."""
         started = time.perf_counter()
         try:
             # A total deadline on top of httpx's per-phase timeouts: a server that trickles bytes
             # cannot hold a call forever.
             with anyio.fail_after(self._settings.timeout_seconds):
-                status, response_headers, raw = await self._exchange(method, path, content, headers)
-        except TimeoutError:
-            raise self._timeout(method) from None
-        except httpx2.TimeoutException:
+                status, response_headers, raw, complete = await self._exchange(method, path, content, headers)
+        except (TimeoutError, httpx2.TimeoutException):
             raise self._timeout(method) from None
         except httpx2.TransportError as exc:
-            raise ApiConnectionError(
-                f"Could not reach Nexor at {self.base_url} ({_reason(exc)}). "
-                "Check NEXOR_BASE_URL and the network, then try again."
-            ) from None
-        logger.debug(
-            "%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000
-        )
-        decoded = _decode_json(raw)
+            sent = not isinstance(exc, httpx2.ConnectError)
+            outcome = (
+                " The update may or may not have been applied; retrying the same update is safe, "
+                "or read the lead with get_lead to check."
+                if sent and method != "GET"
+                else " Check NEXOR_BASE_URL and the network, then try again."
+            )
+            raise ApiConnectionError(f"Could not reach Nexor at {self.base_url} ({_reason(exc)}).{outcome}") from None
+        logger.debug("%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000)
+        decoded = _decode_json(raw) if complete else None
         if not 200 <= status <= 299:
             raise status_error(
                 status,
@@ -121,6 +157,17 @@ class NexorClient:
                 lead_id=lead_id,
                 writing=method != "GET",
                 retry_after=parse_retry_after(response_headers.get("retry-after")),
+            )
+        if not complete:
+            raise InvalidResponse(
+                f"Nexor's answer (HTTP {status}) is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB; "
+                "it was not read. Try again later."
+            )
+        content_type = response_headers.get("content-type", "")
+        if content_type and "json" not in content_type.lower():
+            raise InvalidResponse(
+                f"Nexor answered HTTP {status} with Content-Type {content_type[:60]!r}, not JSON; "
+                "the lead could not be read. This is a problem on Nexor's side; try again later."
             )
         if decoded is _NOT_JSON:
             raise InvalidResponse(
@@ -143,8 +190,8 @@ class NexorClient:
 
     async def _exchange(
         self, method: str, path: str, content: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, httpx2.Headers, bytes]:
-        """Send one request and read at most MAX_RESPONSE_BYTES of the answer."""
+    ) -> tuple[int, httpx2.Headers, bytes, bool]:
+        """Send one request; read at most MAX_RESPONSE_BYTES of the answer (False: it was cut)."""
         request = self._client().build_request(method, path, content=content, headers=headers)
         response = await self._client().send(request, stream=True)
         try:
@@ -153,14 +200,11 @@ class NexorClient:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > MAX_RESPONSE_BYTES:
-                    raise InvalidResponse(
-                        f"Nexor's answer (HTTP {response.status_code}) is larger than "
-                        f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MB; it was not read. Try again later."
-                    )
+                    return response.status_code, response.headers, b"", False
                 chunks.append(chunk)
         finally:
             await response.aclose()
-        return response.status_code, response.headers, b"".join(chunks)
+        return response.status_code, response.headers, b"".join(chunks), True
 
     def _timeout(self, method: str) -> NexorError:
         outcome = (
@@ -224,6 +268,12 @@ def parse_retry_after(value: str | None) -> float | None:
     if seconds != seconds or seconds == float("inf"):
         return None
     return max(0.0, seconds)
+
+
+def _retry_reason(error: NexorError) -> str:
+    if isinstance(error, ApiStatusError):
+        return f"HTTP {error.status}"
+    return "connection failed"
 
 
 def _reason(exc: httpx2.TransportError) -> str:

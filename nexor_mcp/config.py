@@ -98,6 +98,8 @@ def _read_config_file(path: str) -> dict[str, Any]:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -120,6 +122,8 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         if not isinstance(key, str):
             raise ConfigError("api_key must be a string")
         key = key.strip()
+        if key and not (key.isascii() and key.isprintable()):
+            raise ConfigError("api_key must be printable ASCII (check it was copied whole from the dashboard)")
         if key:
             api_key = Secret(key)
             if not key.startswith(KEY_PREFIX):
@@ -142,9 +146,14 @@ def _base_url(value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"base_url must be a string URL, e.g. {DEFAULT_BASE_URL}")
     url = value.strip().rstrip("/")
-    parts = urlsplit(url)
+    problem = f"base_url must be an http(s) URL like {DEFAULT_BASE_URL}, got {url!r}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise ConfigError(problem) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base_url must be an http(s) URL like {DEFAULT_BASE_URL}, got {url!r}")
+        raise ConfigError(problem)
     if parts.username or parts.password:
         raise ConfigError("base_url must not contain credentials; set the key with NEXOR_API_KEY")
     return url

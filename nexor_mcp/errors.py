@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from nexor_mcp.logs import MASK
+
 _MAX_API_TEXT = 300
 KEY_HELP = (
     "Set NEXOR_API_KEY (or api_key in the config file) to the key from the Nexor dashboard "
@@ -25,11 +27,23 @@ class NexorError(Exception):
         super().__init__(message)
         self.message = message
         self.attempts = 1
+        self.note = ""
+
+    def hide(self, secret: str) -> None:
+        """Mask `secret` wherever Nexor's quoted text may have carried it."""
+        self.message = self.message.replace(secret, MASK) if secret else self.message
+        self.args = (self.message,)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
     def __str__(self) -> str:
+        text = self.message
+        if self.note:
+            text += " " + self.note
         if self.attempts > 1:
-            return f"{self.message} ({self.attempts} attempts were made.)"
-        return self.message
+            text += f" ({self.attempts} attempts were made.)"
+        return text
 
 
 class MissingApiKey(NexorError):
@@ -184,10 +198,17 @@ def status_error(
             if writing
             else " Try again shortly."
         )
+        if retry_after is not None:
+            outcome += f" Nexor asked to retry after {_seconds(retry_after)}."
         return ServerError(
             status, f"Nexor had a server error (HTTP {status}).{said_part}{outcome}", retry_after
         )
-    return UnexpectedStatus(status, f"Nexor answered with unexpected HTTP {status}.{said_part}")
+    return UnexpectedStatus(
+        status,
+        f"Nexor answered with unexpected HTTP {status}.{said_part} "
+        + ("The update may not have been applied; read the lead with get_lead to check." if writing else
+           "Try again later."),
+    )
 
 
 def _seconds(value: float | None) -> str:

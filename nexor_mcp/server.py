@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import anyio
 from mcp.server import Server, ServerRequestContext
 from mcp.types import (
     CallToolRequestParams,
@@ -22,7 +23,7 @@ from mcp.types import (
 )
 
 from nexor_mcp import __version__
-from nexor_mcp.client import NexorClient
+from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import NexorError
 from nexor_mcp.logs import redact
@@ -31,7 +32,7 @@ from nexor_mcp.validation import InvalidArguments, parse_get_arguments, parse_up
 
 logger = logging.getLogger(__name__)
 
-ToolHandler = Callable[[Mapping[str, Any] | None], Awaitable[dict[str, Any]]]
+ToolHandler = Callable[[Mapping[str, Any] | None, OnRetry | None], Awaitable[dict[str, Any]]]
 
 
 def compact_json(value: Any) -> str:
@@ -49,13 +50,13 @@ class LeadTools:
     def __init__(self, client: NexorClient) -> None:
         self.client = client
 
-    async def get_lead(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    async def get_lead(self, arguments: Mapping[str, Any] | None, on_retry: OnRetry | None) -> dict[str, Any]:
         lead_id = parse_get_arguments(arguments)
-        return await self.client.get_lead(lead_id)
+        return await self.client.get_lead(lead_id, on_retry)
 
-    async def update_lead(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    async def update_lead(self, arguments: Mapping[str, Any] | None, on_retry: OnRetry | None) -> dict[str, Any]:
         update = parse_update_arguments(arguments)
-        return await self.client.update_lead(update.lead_id, update.body)
+        return await self.client.update_lead(update.lead_id, update.body, on_retry)
 
 
 def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
@@ -72,9 +73,18 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
         handler = handlers.get(params.name)
         if handler is None:
             return error_result(f"Unknown tool {params.name!r}. This server has: {', '.join(handlers)}.")
+        async def report_retry(attempt: int, delay: float, reason: str) -> None:
+            # Sent only when the caller asked for progress (a no-op otherwise).
+            await ctx.session.report_progress(
+                attempt, None, f"attempt {attempt} failed ({reason}); retrying in {delay:.1f} s"
+            )
+
         started = time.perf_counter()
         try:
-            structured = await handler(params.arguments)
+            structured = await handler(params.arguments, report_retry)
+        except anyio.get_cancelled_exc_class():
+            logger.info("%s cancelled by the client", params.name)
+            raise
         except InvalidArguments as exc:
             logger.info("%s rejected: %s", params.name, ", ".join(p.argument for p in exc.problems))
             return error_result(redact(str(exc), secrets))

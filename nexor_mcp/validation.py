@@ -26,7 +26,6 @@ _PREVIEW_CHARS = 40
 # Lead attributes that exist in Nexor but that a PATCH of the lead cannot set: pointing a model at
 # `metadata` for these would silently store the wrong thing.
 _NOT_WRITABLE = {
-    "id": "the lead is chosen by lead_id",
     "created_at": "it is set by Nexor",
     "updated_at": "it is set by Nexor",
     "tags": "tags are managed by Nexor's tag endpoints, not by this tool",
@@ -45,7 +44,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"- {self.argument}: {self.message}"
+        name = self.argument if len(self.argument) <= _PREVIEW_CHARS else self.argument[:_PREVIEW_CHARS] + "…"
+        return f"- {name}: {self.message}"
 
 
 class InvalidArguments(Exception):
@@ -168,6 +168,9 @@ def _check_field(field: LeadField, value: Any, problems: list[Problem]) -> Any:
     if not isinstance(value, str):
         problems.append(Problem(name, f"expected {expected}, got {preview(value)}"))
         return _REJECTED
+    if not _is_unicode_text(value):
+        problems.append(Problem(name, _BAD_TEXT))
+        return _REJECTED
     if not value.strip():
         if field.nullable:
             problems.append(Problem(name, "is empty; pass null to clear it, or omit it to leave it unchanged"))
@@ -188,7 +191,7 @@ def _check_metadata(value: Any, problems: list[Problem]) -> Any:
         # Some clients send objects as JSON text; accept that, but only for an object.
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
             value = parsed
@@ -200,14 +203,18 @@ def _check_metadata(value: Any, problems: list[Problem]) -> Any:
         return _REJECTED
     ok = True
     for key, item in value.items():
-        if not key.strip():
+        if not isinstance(key, str) or not key.strip():
             problems.append(Problem("metadata", "keys must be non-empty strings"))
             ok = False
+        elif not _is_unicode_text(key) or (isinstance(item, str) and not _is_unicode_text(item)):
+            problems.append(Problem(f"metadata.{key!a}"[:_PREVIEW_CHARS], _BAD_TEXT))
+            ok = False
         elif isinstance(item, dict | list):
+            short = key if len(key) <= 20 else "key"
             problems.append(Problem(
                 f"metadata.{key}",
                 f"nested {_json_type(item)}s are not supported; use a string, number, boolean or null "
-                f'(flatten it into separate keys, e.g. "{key}_city")',
+                f'(flatten it into separate keys, e.g. "{short}_city")',
             ))
             ok = False
         elif isinstance(item, float) and not math.isfinite(item):
@@ -219,10 +226,34 @@ def _check_metadata(value: Any, problems: list[Problem]) -> Any:
     return value if ok else _REJECTED
 
 
+def _is_unicode_text(text: str) -> bool:
+    """False for strings that cannot be sent as UTF-8 (lone surrogates from a `\\ud800` escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_BAD_TEXT = "contains characters that are not valid Unicode text (a lone surrogate such as \\ud800)"
+
+# Names a model plausibly uses for a real field.
+_ALIASES = {
+    "email_address": "email", "mail": "email", "phone_number": "phone", "mobile": "phone",
+    "telephone": "phone", "job_title": "title", "position": "title", "role": "title",
+    "company_name": "company", "organization": "company", "organisation": "company",
+    "surname": "last_name", "lastname": "last_name", "family_name": "last_name",
+    "firstname": "first_name", "given_name": "first_name",
+    "custom_fields": "metadata", "meta": "metadata", "id": "lead_id",
+}
+
+
 def _unknown_argument_hint(name: str, value: Any) -> str:
     snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().replace("-", "_").replace(" ", "_")
     if snake in FIELDS_BY_NAME or snake == "lead_id":
         return f"unknown argument; did you mean {snake}?"
+    if snake in _ALIASES:
+        return f"unknown argument; did you mean {_ALIASES[snake]}?"
     if snake in _NOT_WRITABLE:
         return f"not an argument of update_lead: {_NOT_WRITABLE[snake]}"
     close = difflib.get_close_matches(snake, [*FIELDS_BY_NAME, "lead_id"], n=1, cutoff=0.8)
@@ -230,5 +261,5 @@ def _unknown_argument_hint(name: str, value: Any) -> str:
         return f"unknown argument; did you mean {close[0]}?"
     example = json.dumps({"metadata": {name: value}}, ensure_ascii=False)
     if len(example) > 80:
-        example = json.dumps({"metadata": {name: "..."}}, ensure_ascii=False)
+        example = json.dumps({"metadata": {name if len(name) <= 40 else "your_key": "..."}}, ensure_ascii=False)
     return f"not a lead field; custom fields go inside metadata, e.g. {example}"

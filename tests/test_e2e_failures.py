@@ -1,10 +1,11 @@
-"""End to end: every way the API can fail becomes an `isError` result a model can act on, and the
-server survives it (the next call in the same session works). Retries are off here
-(NEXOR_MAX_RETRIES=0) so each case is one request; retry behaviour has its own tests."""
+"""End to end, the fault matrix: every way the API can fail becomes an `isError` result that says
+what happened and what to do, the API sees exactly the expected number of requests (retries
+included, with the default policy of 2 retries), and the next call in the same session works."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -17,73 +18,75 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 async def mcp(sandbox_server: SandboxServer) -> AsyncIterator[McpProcess]:
-    env = server_env(sandbox_server.base_url, NEXOR_MAX_RETRIES="0", NEXOR_TIMEOUT_SECONDS="1")
+    env = server_env(sandbox_server.base_url, NEXOR_TIMEOUT_SECONDS="1")
     async with spawn_server(env) as process:
         yield process
 
 
-FAILURES: list[tuple[str, Fault, list[str]]] = [
-    (
-        "400 with field errors",
-        Fault(400, {"error": "Validation error", "message": "Invalid phone",
-                    "errors": {"phone": "must be E.164"}}),
-        ["HTTP 400", "Validation error: Invalid phone", "phone: must be E.164", "Nothing was changed"],
-    ),
-    (
-        "422",
-        Fault(422, {"error": "Unprocessable", "message": "email already used by another lead"}),
-        ["HTTP 422", "email already used by another lead"],
-    ),
-    (
-        "401",
-        Fault(401, {"error": "Invalid API key", "message": "The provided API key is not valid"}),
-        ["HTTP 401", "NEXOR_API_KEY", "nxr_live_", "restart"],
-    ),
-    ("403", Fault(403, {"error": "Forbidden"}), ["HTTP 403", "not allowed", "retrying will not help"]),
-    ("404", Fault(404, {"error": "Not found"}), [f"No lead with id {ANA}", "HTTP 404"]),
-    ("409", Fault(409, {"error": "Conflict", "message": "lead is locked"}), ["HTTP 409", "lead is locked", "get_lead"]),
-    (
-        "429 with Retry-After",
-        Fault(429, {"error": "Too many"}, headers={"Retry-After": "7"}),
-        ["HTTP 429", "Retry after 7 seconds"],
-    ),
-    ("429 without Retry-After", Fault(429, None), ["HTTP 429", "Wait a few seconds"]),
-    ("500", Fault(500, {"error": "boom"}), ["HTTP 500", "retrying the same update is safe"]),
-    ("502 html", Fault(502, raw_body=b"<html>Bad gateway</html>"), ["HTTP 502"]),
-    ("503", Fault(503, None), ["HTTP 503"]),
-    ("504", Fault(504, None), ["HTTP 504"]),
-    ("timeout", Fault(200, {"success": True}, delay=3.0), ["did not answer within 1 s", "get_lead"]),
-    ("dropped mid-response", Fault(200, {"success": True, "lead": {"id": ANA}}, drop=True),
-     ["Could not reach Nexor", "closed mid-response"]),
-    ("200 not JSON", Fault(200, raw_body=b"<html>oops</html>"), ["HTTP 200", "not JSON", "<html>oops"]),
-    ("200 JSON array", Fault(200, [1, 2]), ["JSON list, not an object"]),
-    (
-        "200 success false",
-        Fault(200, {"success": False, "error": "Lead is archived"}),
-        ["success: false", "Lead is archived"],
-    ),
-    ("200 without lead", Fault(200, {"success": True}), ["no lead"]),
-    ("200 lead null", Fault(200, {"success": True, "lead": None}), ["no lead object", "null"]),
+@dataclass
+class Case:
+    name: str
+    fault: Fault
+    facts: list[str]
+    requests: int = 1  # how many requests the API must see: 3 = first attempt + 2 retries
+    extra: list[str] = field(default_factory=list)
+
+
+RETRIED = ["(3 attempts were made.)"]
+
+FAULT_MATRIX: list[Case] = [
+    Case("400", Fault(400, {"error": "Validation error", "message": "Invalid phone",
+                            "errors": {"phone": "must be E.164"}}),
+         ["HTTP 400", "Validation error: Invalid phone", "phone: must be E.164", "Nothing was changed"]),
+    Case("401", Fault(401, {"error": "Invalid API key", "message": "The provided API key is not valid"}),
+         ["HTTP 401", "NEXOR_API_KEY", "nxr_live_", "restart"]),
+    Case("403", Fault(403, {"error": "Forbidden"}), ["HTTP 403", "not allowed", "retrying will not help"]),
+    Case("404", Fault(404, {"error": "Not found"}), [f"No lead with id {ANA}", "HTTP 404", "Check the lead_id"]),
+    Case("409", Fault(409, {"error": "Conflict", "message": "lead is locked"}),
+         ["HTTP 409", "lead is locked", "get_lead"]),
+    Case("422", Fault(422, {"error": "Unprocessable", "message": "email already used by another lead"}),
+         ["HTTP 422", "email already used by another lead"]),
+    Case("429 with Retry-After", Fault(429, {"error": "Too many"}, headers={"Retry-After": "0.2"}),
+         ["HTTP 429", "Retry after 1 second", *RETRIED], requests=3),
+    Case("429 without Retry-After", Fault(429, None), ["HTTP 429", "Wait a few seconds", *RETRIED], requests=3),
+    Case("500", Fault(500, {"error": "boom"}), ["HTTP 500", "retrying the same update is safe", *RETRIED], 3),
+    Case("502", Fault(502, raw_body=b"<html>Bad gateway</html>"), ["HTTP 502", *RETRIED], 3),
+    Case("503", Fault(503, None), ["HTTP 503", *RETRIED], 3),
+    Case("504", Fault(504, None), ["HTTP 504", *RETRIED], 3),
+    Case("connection reset mid-response", Fault(200, {"success": True, "lead": {"id": ANA}}, drop=True),
+         ["Could not reach Nexor", "closed mid-response", *RETRIED], 3),
+    Case("read timeout", Fault(200, {"success": True}, delay=3.0),
+         ["did not answer within 1 s", "retrying the same update is safe"]),
+    Case("invalid JSON", Fault(200, raw_body=b"<html>oops</html>"), ["HTTP 200", "not JSON", "<html>oops"]),
+    Case("JSON array", Fault(200, [1, 2]), ["JSON list, not an object"]),
+    Case("wrong content type", Fault(200, {"success": True, "lead": {"id": ANA}},
+                                     headers={"Content-Type": "text/html"}),
+         ["Content-Type 'text/html', not JSON"]),
+    Case("huge body", Fault(200, raw_body=b"[" + b"0," * 2_500_000 + b"0]"), ["larger than 4 MB", "not read"]),
+    Case("success: false", Fault(200, {"success": False, "error": "Lead is archived"}),
+         ["success: false", "Lead is archived"]),
+    Case("no lead", Fault(200, {"success": True}), ["no lead"]),
+    Case("lead is null", Fault(200, {"success": True, "lead": None}), ["no lead object", "null"]),
 ]
 
 
-@pytest.mark.parametrize(("fault", "facts"), [(f, facts) for _, f, facts in FAILURES], ids=[c for c, _, _ in FAILURES])
-async def test_api_failure_is_an_actionable_error_and_the_server_survives(
-    mcp: McpProcess, api: SandboxApi, fault: Fault, facts: list[str]
-) -> None:
-    api.inject(fault)
+@pytest.mark.parametrize("case", FAULT_MATRIX, ids=[case.name for case in FAULT_MATRIX])
+async def test_fault_matrix(mcp: McpProcess, api: SandboxApi, case: Case) -> None:
+    api.inject(case.fault, times=case.requests)
     result = await mcp.call("update_lead", {"lead_id": ANA, "title": "CTO"})
     text = text_of(result)
     assert result.is_error
     assert text.startswith("update_lead failed: ")
-    for fact in facts:
+    for fact in case.facts:
         assert fact in text, (fact, text)
+    if case.requests == 1:
+        assert "attempts" not in text
     assert TEST_KEY not in text
-    assert len(api.requests) == 1
+    assert len(api.requests) == case.requests
 
     after = await mcp.call("update_lead", {"lead_id": ANA, "title": "CEO"})
     assert not after.is_error, text_of(after)
-    assert len(api.requests) == 2
+    assert len(api.requests) == case.requests + 1
 
 
 async def test_the_real_404_body_of_the_sandbox(mcp: McpProcess, api: SandboxApi) -> None:
@@ -102,9 +105,11 @@ async def test_the_real_400_of_the_sandbox_for_an_unknown_campaign(mcp: McpProce
 
 async def test_connection_refused_names_the_base_url() -> None:
     dead = "http://127.0.0.1:9/api/public"  # discard port: nothing listens there
-    async with spawn_server(server_env(dead, NEXOR_MAX_RETRIES="0")) as process:
+    async with spawn_server(server_env(dead)) as process:
         result = await process.call("get_lead", {"lead_id": ANA})
         assert result.is_error
         text = text_of(result)
         assert f"Could not reach Nexor at {dead}" in text
+        assert "connection refused" in text
         assert "NEXOR_BASE_URL" in text
+        assert "(3 attempts were made.)" in text

@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -82,6 +83,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     client_port: int
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self) -> Any:

@@ -1,0 +1,1 @@
+"""Benchmark of nexor-mcp against a minimal SDK server (`python -m bench`)."""
