@@ -98,8 +98,10 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
                 "server log). The lead may or may not have been changed; read it with get_lead."
             )
         logger.info("%s ok in %.1f ms", params.name, (time.perf_counter() - started) * 1000)
+        # The model reads the text: the bare lead when that is all there is, else the whole object.
+        shown = structured["lead"] if len(structured) == 1 else structured
         return CallToolResult(
-            content=[TextContent(type="text", text=compact_json(structured))],
+            content=[TextContent(type="text", text=compact_json(shown))],
             structured_content=structured,
         )
 

@@ -177,12 +177,19 @@ async def test_after_a_rejection_the_next_call_works(mcp: McpProcess, api: Sandb
 # --- results --------------------------------------------------------------------------------------
 
 
-async def test_result_text_is_the_compact_json_of_the_structured_content(mcp: McpProcess, api: SandboxApi) -> None:
+async def test_result_text_is_the_compact_json_of_the_lead(mcp: McpProcess, api: SandboxApi) -> None:
     result = await mcp.call("update_lead", {"lead_id": ANA, "title": "CEO"})
     text = text_of(result)
-    assert text == json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":"))
+    structured = result.structured_content or {}
+    assert set(structured) == {"lead"}
+    assert text == json.dumps(structured["lead"], ensure_ascii=False, separators=(",", ":"))
     assert "\n" not in text
-    assert set(result.structured_content or {}) == {"lead"}
+
+
+async def test_get_lead_text_carries_the_variables_too(mcp: McpProcess, api: SandboxApi) -> None:
+    result = await mcp.call("get_lead", {"lead_id": ANA})
+    assert json.loads(text_of(result)) == result.structured_content
+    assert '"variables":{"budget"' in text_of(result)
 
 
 async def test_result_keeps_unknown_fields_and_tolerates_nulls(mcp: McpProcess, api: SandboxApi) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 SANDBOX_API_KEY = "nxr_live_sandbox_demo_key"
 PREFIX = "/api/public"
+CONTROL_PREFIX = "/_sandbox/"  # not part of Nexor's API: stats, reset and latency for tests and benchmarks
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -159,6 +160,10 @@ class SandboxApi:
         client = scope.get("client") or ("", 0)
         method = scope["method"]
         path = scope["path"]
+        if path.startswith(CONTROL_PREFIX):
+            status, payload = self._control(method, path, body)
+            await _respond(send, status, json.dumps(payload).encode(), {})
+            return
         self.requests.append(RecordedRequest(method, path, headers, body, client[1]))
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
@@ -169,6 +174,19 @@ class SandboxApi:
             return
         status, payload = self._handle(method, path, headers, body)
         await _respond(send, status, json.dumps(payload).encode(), {})
+
+    def _control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """Out-of-band controls for a sandbox in another process (the benchmark uses them)."""
+        action = path[len(CONTROL_PREFIX):]
+        if method == "GET" and action == "stats":
+            return 200, {"requests": len(self.requests), "connections": self.connections()}
+        if method == "POST" and action == "reset":
+            self.reset()
+            return 200, {"reset": True}
+        if method == "POST" and action == "latency":
+            self.latency = float(json.loads(body)["seconds"])
+            return 200, {"latency": self.latency}
+        return 404, {"error": "Not found", "message": "Unknown sandbox control"}
 
     def _handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         key = headers.get("x-api-key")
