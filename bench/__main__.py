@@ -10,6 +10,7 @@ sandbox API running in its own process on loopback. A/B runs alternate so drift 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -46,7 +47,7 @@ class Counts:
     scale_calls: int
 
 
-FULL = Counts(cold_starts=12, calls=400, memory_calls=5000, concurrent=100, concurrency_rounds=5,
+FULL = Counts(cold_starts=15, calls=400, memory_calls=5000, concurrent=100, concurrency_rounds=5,
               reuse_calls=100, scale_calls=60)
 QUICK = Counts(cold_starts=2, calls=20, memory_calls=50, concurrent=10, concurrency_rounds=1,
                reuse_calls=10, scale_calls=3)
@@ -64,6 +65,10 @@ class Row:
         if self.baseline in (None, 0):
             return "–"
         return f"{self.project / self.baseline:.2f}×"
+
+
+def _same(arguments: dict[str, Any], _: int) -> dict[str, Any]:
+    return arguments
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -157,7 +162,7 @@ class Bench:
         servers = {name: self.start(name) for name in (PROJECT, BASELINE)}
         samples: dict[str, list[float]] = {PROJECT: [], BASELINE: []}
         try:
-            for name, server in servers.items():  # warm up both: pools, lazy imports, caches
+            for server in servers.values():  # warm up both: pools, lazy imports, caches
                 self.timed_calls(server, 20, lambda n: {"lead_id": LEAD, "title": f"warm {n}"})
             block = 50
             for round_number in range(max(1, self.counts.calls // block)):
@@ -273,9 +278,8 @@ class Bench:
                 metadata = {f"key_{k}": f"value {k}" for k in range(keys)}
                 medians = {}
                 for name, server in servers.items():
-                    times = self.timed_calls(
-                        server, self.counts.scale_calls, lambda n: {"lead_id": DEMO_LEAD_IDS[1], "metadata": metadata}
-                    )
+                    arguments: dict[str, Any] = {"lead_id": DEMO_LEAD_IDS[1], "metadata": metadata}
+                    times = self.timed_calls(server, self.counts.scale_calls, functools.partial(_same, arguments))
                     medians[name] = statistics.median(times)
                 self.add(f"per call with metadata of {keys} keys (median)", medians[PROJECT], medians[BASELINE], "ms")
         finally:
@@ -302,8 +306,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import mcp  # noqa: F401  (version below)
     from importlib.metadata import version
+
+    import mcp  # noqa: F401  (version below)
 
     return (
         f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, {os.cpu_count()} cores; "

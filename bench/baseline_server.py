@@ -33,7 +33,8 @@ async def update_lead(
     fields = dict(first_name=first_name, last_name=last_name, email=email, phone=phone, company=company,
                   title=title, source=source, campaign_id=campaign_id, metadata=metadata)
     body = {name: value for name, value in fields.items() if value is not None}
-    response = await ctx.request_context.lifespan_context.patch(f"leads/{lead_id}", json=body)
+    http: httpx2.AsyncClient = ctx.request_context.lifespan_context  # type: ignore[assignment]
+    response = await http.patch(f"leads/{lead_id}", json=body)
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result

@@ -72,7 +72,10 @@ class NexorClient:
                     "Accept": "application/json",
                 },
                 timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
-                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
+                # Up to 200 requests in flight, but few idle connections kept: httpcore checks every
+                # idle connection's socket on each request, so a large idle pool left by a burst
+                # made every later call slower (measured: 8 ms vs 4 ms per call after 100 at once).
+                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=8),
                 transport=self._transport,
             )
         return self._http

@@ -105,22 +105,26 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
             structured_content=structured,
         )
 
-    return Server(
+    server: Server[Any] = Server(
         "nexor-mcp",
         version=__version__,
         title="Nexor leads",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    # The SDK installs an OpenTelemetry span middleware by default; with no exporter it only costs
+    # time on every message, so it goes.
+    server.middleware.clear()
+    return server
 
 
 async def serve_stdio(settings: Settings, client: NexorClient) -> None:
     """Serve MCP over stdin/stdout until the client closes stdin."""
-    from mcp.server.stdio import stdio_server
+    from nexor_mcp.stdio import serve_streams
 
     server = build_server(settings, client)
     try:
-        async with stdio_server() as (read_stream, write_stream):
+        async with serve_streams() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
         await client.aclose()

@@ -52,11 +52,7 @@ GET_LEAD_INPUT: dict[str, Any] = {
 
 # Lenient on purpose: the lead is passed through as Nexor returned it (unknown fields kept), and a
 # real API returns nulls where a strict schema would fail client-side output validation.
-_LEAD_OUTPUT = {
-    "type": "object",
-    "description": "The lead as Nexor returned it: id, first_name, last_name, email, phone, company, "
-    "title, source, campaign_id, metadata, created_at, updated_at and any other fields. Any may be null.",
-}
+_LEAD_OUTPUT = {"type": "object", "description": "The lead as Nexor returned it, every field kept; any may be null."}
 
 UPDATE_LEAD_OUTPUT: dict[str, Any] = {
     "type": "object",
@@ -67,15 +63,10 @@ UPDATE_LEAD_OUTPUT: dict[str, Any] = {
 GET_LEAD_OUTPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "lead": {
-            **_LEAD_OUTPUT,
-            "description": _LEAD_OUTPUT["description"]
-            + " Also campaign, tags, the active workflow run and its current status when Nexor sends them.",
-        },
+        "lead": _LEAD_OUTPUT,
         "variables": {
             "type": "object",
-            "description": "Values Nexor's AI extracted from conversations, by name: "
-            "{value, value_text, confidence, updated_at}. Present only when Nexor sends them.",
+            "description": "AI-extracted values by name: {value, value_text, confidence, updated_at}, if any.",
         },
     },
     "required": ["lead"],
@@ -103,7 +94,7 @@ UPDATE_LEAD = Tool(
     input_schema=UPDATE_LEAD_INPUT,
     output_schema=UPDATE_LEAD_OUTPUT,
     annotations=ToolAnnotations(
-        title="Update lead",
+        title="Update lead",  # also here: clients on protocol versions before Tool.title read this one
         read_only_hint=False,
         destructive_hint=True,
         idempotent_hint=True,
