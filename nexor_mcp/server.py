@@ -73,6 +73,7 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
         handler = handlers.get(params.name)
         if handler is None:
             return error_result(f"Unknown tool {params.name!r}. This server has: {', '.join(handlers)}.")
+
         async def report_retry(attempt: int, delay: float, reason: str) -> None:
             # Sent only when the caller asked for progress (a no-op otherwise).
             await ctx.session.report_progress(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx2
+import pytest
 
 from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY
 
@@ -56,3 +58,17 @@ def test_sandbox_command_serves_the_api_and_prints_how_to_use_it() -> None:
             process.stdout.close()
         if process.stderr:
             process.stderr.close()
+
+
+@pytest.mark.parametrize(("stdin_kind", "transport"), [("pipe", "_fast_stdio"), ("file", "stdio_server")])
+def test_the_transport_is_chosen_by_what_stdin_is(tmp_path: Path, stdin_kind: str, transport: str) -> None:
+    """The fast transport needs a pipe; stdin redirected from a regular file gets the SDK's own."""
+    probe = "from nexor_mcp.stdio import serve_streams; print(serve_streams().gen.__name__)"
+    source = tmp_path / "stdin.txt"
+    source.write_text("", encoding="utf-8")
+    with source.open("rb") as file:
+        completed = subprocess.run(
+            [sys.executable, "-c", probe], stdin=file if stdin_kind == "file" else subprocess.PIPE,
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+    assert completed.stdout.strip() == transport
