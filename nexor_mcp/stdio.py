@@ -31,7 +31,10 @@ class _PipeLines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
+        try:
+            line = await self._reader.readline()
+        except ValueError:  # a line over the reader's limit: report it as a bad message, keep serving
+            return "\n"
         if not line:
             raise StopAsyncIteration
         return line.decode("utf-8", errors="replace")
