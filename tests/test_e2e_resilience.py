@@ -247,3 +247,17 @@ def test_soak_thousands_of_calls_in_one_session(sandbox_server: SandboxServer, a
     print(f"\nsoak: {calls} calls, RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB ({growth_mib:+.2f} MiB)")
     assert growth_mib < 10
     assert api.connections() == 1
+
+
+def test_messages_larger_than_the_pipe_buffer_both_ways(sandbox_server: SandboxServer, api: SandboxApi) -> None:
+    """A 5,000-key metadata makes request and answer ~150 KB: more than a pipe holds, so the
+    server's writer must wait for room without stalling, and stdin must keep being read."""
+    metadata = {f"custom_field_{n:05d}": f"value number {n}" for n in range(5000)}
+    with raw_server(sandbox_server.base_url, None) as server:
+        server.initialize()
+        results = server.call_many([("update_lead", {"lead_id": JOHN, "metadata": metadata})] * 3)
+        assert all(result["isError"] is False for result in results)
+        assert all(result["structuredContent"]["lead"]["metadata"] == metadata for result in results)
+        assert len(server.stdout_lines[-1]) > 150_000
+        assert server.call_tool("get_lead", {"lead_id": ANA})["isError"] is False
+    assert [request.json for request in api.requests] == [{"metadata": metadata}] * 3 + [None]
