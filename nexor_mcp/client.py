@@ -19,6 +19,7 @@ import httpx2
 from nexor_mcp import __version__
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import (
+    UNKNOWN_OUTCOME,
     ApiConnectionError,
     ApiStatusError,
     ApiTimeout,
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"nexor-mcp/{__version__}"
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 10.0
+CHECK_NETWORK = "Check NEXOR_BASE_URL and the network, then try again."
 
 Json = dict[str, Any]
 OnRetry = Callable[[int, float, str], Awaitable[None]]
@@ -144,12 +146,7 @@ class NexorClient:
             raise self._timeout(method) from None
         except httpx2.TransportError as exc:
             sent = not isinstance(exc, httpx2.ConnectError)
-            outcome = (
-                " The update may or may not have been applied; retrying the same update is safe, "
-                "or read the lead with get_lead to check."
-                if sent and method != "GET"
-                else " Check NEXOR_BASE_URL and the network, then try again."
-            )
+            outcome = f" {UNKNOWN_OUTCOME}" if sent and method != "GET" else " " + CHECK_NETWORK
             raise ApiConnectionError(f"Could not reach Nexor at {self.base_url} ({_reason(exc)}).{outcome}") from None
         logger.debug("%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000)
         decoded = _decode_json(raw) if complete else None
@@ -210,12 +207,7 @@ class NexorClient:
         return response.status_code, response.headers, b"".join(chunks), True
 
     def _timeout(self, method: str) -> NexorError:
-        outcome = (
-            " The update may or may not have been applied; retrying the same update is safe, "
-            "or read the lead with get_lead to check."
-            if method != "GET"
-            else " Try again shortly."
-        )
+        outcome = f" {UNKNOWN_OUTCOME}" if method != "GET" else " Try again shortly."
         return ApiTimeout(
             f"Nexor at {self.base_url} did not answer within {self._settings.timeout_seconds:g} s."
             + outcome

@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from nexor_mcp.logs import MASK
+from nexor_mcp.logs import redact
 
 _MAX_API_TEXT = 300
+UNKNOWN_OUTCOME = (
+    "The update may or may not have been applied; retrying the same update is safe, "
+    "or read the lead with get_lead to check."
+)
 KEY_HELP = (
     "Set NEXOR_API_KEY (or api_key in the config file) to the key from the Nexor dashboard "
     "(profile → Integrations; it starts with nxr_live_) and restart the server."
@@ -31,7 +35,7 @@ class NexorError(Exception):
 
     def hide(self, secret: str) -> None:
         """Mask `secret` wherever Nexor's quoted text may have carried it."""
-        self.message = self.message.replace(secret, MASK) if secret else self.message
+        self.message = redact(self.message, (secret,))
         self.args = (self.message,)
 
     def __repr__(self) -> str:
@@ -192,12 +196,7 @@ def status_error(
         )
         return RateLimited(status, f"Nexor's rate limit was reached (HTTP 429). {when}", retry_after)
     if 500 <= status <= 599:
-        outcome = (
-            " The update may or may not have been applied; retrying the same update is safe, "
-            "or read the lead with get_lead to check."
-            if writing
-            else " Try again shortly."
-        )
+        outcome = f" {UNKNOWN_OUTCOME}" if writing else " Try again shortly."
         if retry_after is not None:
             outcome += f" Nexor asked to retry after {_seconds(retry_after)}."
         return ServerError(
