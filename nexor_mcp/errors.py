@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from nexor_mcp.logs import redact
+from nexor_mcp.masking import redact
 
 _MAX_API_TEXT = 300
 UNKNOWN_OUTCOME = (

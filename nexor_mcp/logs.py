@@ -9,14 +9,9 @@ from __future__ import annotations
 import logging
 import sys
 
-MASK = "nxr_****"
+from nexor_mcp.masking import MASK, redact
 
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+__all__ = ["MASK", "RedactingFilter", "configure_logging", "redact"]
 
 
 class RedactingFilter(logging.Filter):

@@ -26,7 +26,7 @@ from nexor_mcp import __version__
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import NexorError
-from nexor_mcp.logs import redact
+from nexor_mcp.masking import redact
 from nexor_mcp.tools import TOOLS
 from nexor_mcp.validation import InvalidArguments, parse_get_arguments, parse_update_arguments
 
