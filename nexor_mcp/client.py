@@ -6,8 +6,10 @@ turns a result or a `NexorError` into a tool result.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
@@ -26,16 +28,20 @@ from nexor_mcp.errors import (
     InvalidResponse,
     MissingApiKey,
     NexorError,
+    UnreadableAnswer,
     api_error_text,
     describe_body,
     status_error,
 )
+from nexor_mcp.masking import clean_text
 from nexor_mcp.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"nexor-mcp/{__version__}"
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+MAX_RESPONSE_DEPTH = 64
+"""Deeper JSON than any lead needs; refusing it keeps every later step (and the SDK) off deep recursion."""
 CONNECT_TIMEOUT_SECONDS = 10.0
 CHECK_NETWORK = "Check NEXOR_BASE_URL and the network, then try again."
 
@@ -89,15 +95,28 @@ class NexorClient:
 
     async def get_lead(self, lead_id: str, on_retry: OnRetry | None = None) -> Json:
         """GET /leads/{id}; returns `{"lead": {...}, ...}` whichever shape Nexor used."""
-        body = await self._request("GET", lead_id, None, on_retry)
-        return _lead_result(body)
+        status, body = await self._request("GET", lead_id, None, on_retry)
+        result = _lead_result(status, body)
+        if "variables" in result and result["variables"] in (None, []):
+            result["variables"] = {}  # "none" in the documented shape, whichever way Nexor said it
+        return result
 
     async def update_lead(self, lead_id: str, changes: Json, on_retry: OnRetry | None = None) -> Json:
-        """PATCH /leads/{id} with exactly `changes`; returns `{"lead": {...}}`."""
-        body = await self._request("PATCH", lead_id, changes, on_retry)
-        return _lead_result(body)
+        """PATCH /leads/{id} with exactly `changes`; returns `{"lead": {...}}`.
 
-    async def _request(self, method: str, lead_id: str, payload: Json | None, on_retry: OnRetry | None) -> Json:
+        A 2xx whose body cannot be read (204, empty, not JSON, too large, no lead) still means Nexor
+        accepted the change: that is returned as `{"lead": None, "accepted": True, "message": ...}`,
+        never as a failure that would invite the agent to send the write again.
+        """
+        try:
+            status, body = await self._request("PATCH", lead_id, changes, on_retry)
+            return _lead_result(status, body)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, "update", "get_lead")
+
+    async def _request(
+        self, method: str, lead_id: str, payload: Json | None, on_retry: OnRetry | None
+    ) -> tuple[int, Json]:
         """Send with the retry policy; raises the last attempt's `NexorError`, counting attempts."""
         if self._settings.api_key is None:
             raise MissingApiKey()
@@ -134,8 +153,8 @@ class NexorClient:
 
     async def _attempt(
         self, method: str, path: str, lead_id: str, content: bytes | None, headers: dict[str, str]
-    ) -> Json:
-        """One HTTP exchange, mapped to a JSON object or a `NexorError`."""
+    ) -> tuple[int, Json]:
+        """One HTTP exchange, mapped to (status, JSON object) or a `NexorError`."""
         started = time.perf_counter()
         try:
             # A total deadline on top of httpx's per-phase timeouts: a server that trickles bytes
@@ -149,7 +168,8 @@ class NexorClient:
             outcome = f" {UNKNOWN_OUTCOME}" if sent and method != "GET" else " " + CHECK_NETWORK
             raise ApiConnectionError(f"Could not reach Nexor at {self.base_url} ({_reason(exc)}).{outcome}") from None
         logger.debug("%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000)
-        decoded = _decode_json(raw) if complete else None
+        decoded = decode_json(raw) if complete else _NOT_JSON
+        secrets = self._secrets()
         if not 200 <= status <= 299:
             raise status_error(
                 status,
@@ -157,36 +177,33 @@ class NexorClient:
                 lead_id=lead_id,
                 writing=method != "GET",
                 retry_after=parse_retry_after(response_headers.get("retry-after")),
+                secrets=secrets,
             )
         if not complete:
-            raise InvalidResponse(
-                f"Nexor's answer (HTTP {status}) is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB; "
-                "it was not read. Try again later."
-            )
-        content_type = response_headers.get("content-type", "")
+            megabytes = MAX_RESPONSE_BYTES // (1024 * 1024)
+            raise UnreadableAnswer(status, f"is larger than {megabytes} MB, so it was not read")
+        content_type = clean_text(response_headers.get("content-type", ""))
         if content_type and "json" not in content_type.lower():
-            raise InvalidResponse(
-                f"Nexor answered HTTP {status} with Content-Type {content_type[:60]!r}, not JSON; "
-                "the lead could not be read. This is a problem on Nexor's side; try again later."
-            )
+            raise UnreadableAnswer(status, f"has Content-Type {content_type[:60]!r}, not JSON")
+        if not raw:
+            raise UnreadableAnswer(status, "is empty (not JSON)")
+        if decoded is _TOO_DEEP:
+            raise UnreadableAnswer(status, f"is JSON nested deeper than {MAX_RESPONSE_DEPTH} levels")
         if decoded is _NOT_JSON:
-            raise InvalidResponse(
-                f"Nexor answered HTTP {status} but the body is not JSON ({describe_body(raw)}); "
-                "the lead could not be read. This is a problem on Nexor's side; try again later."
-            )
+            raise UnreadableAnswer(status, f"is not JSON ({describe_body(raw, secrets)})")
         if not isinstance(decoded, dict):
-            raise InvalidResponse(
-                f"Nexor answered HTTP {status} with a JSON {type(decoded).__name__}, not an object; "
-                "the lead could not be read. This is a problem on Nexor's side; try again later."
-            )
+            raise UnreadableAnswer(status, f"is a JSON {type(decoded).__name__}, not an object")
         if decoded.get("success") is False:
-            said = api_error_text(decoded)
+            said = api_error_text(decoded, secrets)
             raise InvalidResponse(
                 f"Nexor answered HTTP {status} but reported success: false"
                 + (f" ({said})" if said else "")
                 + ". Read the lead with get_lead to see its current state."
             )
-        return decoded
+        return status, decoded
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._settings.api_key.reveal(),) if self._settings.api_key else ()
 
     async def _exchange(
         self, method: str, path: str, content: bytes | None, headers: dict[str, str]
@@ -215,34 +232,82 @@ class NexorClient:
 
 
 _NOT_JSON: Any = object()
+_TOO_DEEP: Any = object()
 
 
-def _decode_json(raw: bytes) -> Any:
+def decode_json(raw: bytes) -> Any:
+    """Nexor's body as JSON that can always be sent on: every string is valid Unicode (a lone
+    surrogate becomes U+FFFD), NaN and ±Infinity (and numbers too large for a float) become null,
+    so the text and `structuredContent` agree, and nothing is nested past `MAX_RESPONSE_DEPTH`.
+
+    Returns `_NOT_JSON` or `_TOO_DEEP` instead of raising.
+    """
     if not raw:
         return _NOT_JSON
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int)
+    except RecursionError:
+        return _TOO_DEEP
     except ValueError:
         return _NOT_JSON
+    try:
+        return _clean(value, MAX_RESPONSE_DEPTH)
+    except _NestedTooDeep:
+        return _TOO_DEEP
 
 
-def _lead_result(body: Json) -> Json:
+class _NestedTooDeep(Exception):
+    pass
+
+
+def _no_constant(name: str) -> None:
+    return None
+
+
+def _finite_float(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def _int(text: str) -> int | str:
+    # Python refuses to parse integers of more than 4,300 digits; keep such a value as its digits.
+    return int(text) if len(text) <= 4000 else text
+
+
+def _clean(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict | list):
+        if depth <= 0:
+            raise _NestedTooDeep
+        if isinstance(value, dict):
+            return {clean_text(key): _clean(item, depth - 1) for key, item in value.items()}
+        return [_clean(item, depth - 1) for item in value]
+    return value
+
+
+def _lead_result(status: int, body: Json) -> Json:
     """Accept both documented shapes: `{success, lead, ...}` and a flat lead object."""
     if "lead" in body:
         lead = body["lead"]
         if not isinstance(lead, dict):
-            raise InvalidResponse(
-                "Nexor's answer has no lead object (lead is "
-                f"{'null' if lead is None else type(lead).__name__}); the result is unknown. "
-                "Read the lead with get_lead to check."
-            )
+            kind = "null" if lead is None else type(lead).__name__
+            raise UnreadableAnswer(status, f"has no lead object in it (lead is {kind})")
         extras = {key: value for key, value in body.items() if key not in ("success", "lead")}
         return {"lead": lead, **extras}
     if "id" in body:
         return {"lead": {key: value for key, value in body.items() if key != "success"}}
-    raise InvalidResponse(
-        "Nexor's answer has no lead in it; the result is unknown. Read the lead with get_lead to check."
+    raise UnreadableAnswer(status, "has no lead in it")
+
+
+def accepted_unreadable(unreadable: UnreadableAnswer, change: str, read_tool: str) -> Json:
+    """The outcome of a write that Nexor accepted (2xx) but whose answer could not be read."""
+    message = (
+        f"Nexor accepted the {change} (HTTP {unreadable.status}), so it was applied; but its answer "
+        f"{unreadable.what}, so the result cannot be shown. Do not send the same {change} again: "
+        f"call {read_tool} to see the current state."
     )
+    return {"lead": None, "accepted": True, "message": message}
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -271,7 +336,18 @@ def _retry_reason(error: NexorError) -> str:
     return "connection failed"
 
 
+_OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)
+
+
 def _reason(exc: httpx2.TransportError) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in _OUT_OF_FILES:
+            return (
+                "nexor-mcp has run out of file descriptors (too many open files), so no connection "
+                "could be opened; this is not a network problem: restart the server or raise its open-file limit"
+            )
+        cause = cause.__cause__ or cause.__context__
     name = {
         httpx2.ConnectError: "connection refused or host unreachable",
         httpx2.RemoteProtocolError: "the connection was closed mid-response",

@@ -7,11 +7,14 @@ are built from the status, the API's own error fields (truncated) and the base U
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, ClassVar
 
-from nexor_mcp.masking import redact
+from nexor_mcp.masking import clean_text, redact
 
 _MAX_API_TEXT = 300
+_MAX_FIELD_ERRORS = 20
+_MAX_BODY_PREVIEW = 120
 UNKNOWN_OUTCOME = (
     "The update may or may not have been applied; retrying the same update is safe, "
     "or read the lead with get_lead to check."
@@ -112,16 +115,36 @@ class InvalidResponse(NexorError):
     """A 2xx whose body is not the lead we asked for."""
 
 
-def api_error_text(body: Any) -> str:
-    """Render Nexor's error body (`{error, message}` and any per-field details) compactly."""
+class UnreadableAnswer(InvalidResponse):
+    """A 2xx whose body could not be read as a lead; `what` says why ("is empty", ...).
+
+    For a read that is an error. For a write it is not: Nexor accepted the change, so the client
+    turns it into an `accepted` outcome instead (see `NexorClient.update_lead`).
+    """
+
+    def __init__(self, status: int, what: str) -> None:
+        super().__init__(
+            f"Nexor answered HTTP {status} but its answer {what}; the lead could not be read. "
+            "This is a problem on Nexor's side; try again later."
+        )
+        self.status = status
+        self.what = what
+
+
+def api_error_text(body: Any, secrets: tuple[str, ...] = ()) -> str:
+    """Render Nexor's error body (`{error, message}` and any per-field details) compactly.
+
+    The key is masked before the text is clipped: clipping first could cut a key in two and leave
+    its first part showing.
+    """
     if not isinstance(body, dict):
         return ""
     parts = [str(body[key]) for key in ("error", "message") if isinstance(body.get(key), str | int)]
     text = ": ".join(dict.fromkeys(parts))
-    details = [f"{name}: {msg}" for name, msg in _field_errors(body)]
+    details = [f"{name}: {msg}" for name, msg in _field_errors(body)[:_MAX_FIELD_ERRORS]]
     if details:
         text = (text + ". " if text else "") + "; ".join(details)
-    return _clip(text)
+    return _clip(redact(text[: _MAX_API_TEXT * 4], secrets))
 
 
 def _field_errors(body: dict[str, Any]) -> list[tuple[str, str]]:
@@ -156,9 +179,10 @@ def status_error(
     lead_id: str,
     writing: bool,
     retry_after: float | None,
+    secrets: tuple[str, ...] = (),
 ) -> ApiStatusError:
     """Build the exception for a non-2xx response, worded for the model."""
-    said = api_error_text(body)
+    said = api_error_text(body, secrets)
     said_part = f" Nexor said: {said}." if said else ""
     if status in (400, 422):
         return BadRequest(
@@ -189,11 +213,12 @@ def status_error(
             "read it with get_lead, then decide whether to update again.",
         )
     if status == 429:
-        when = (
-            f"Retry after {_seconds(retry_after)}."
-            if retry_after is not None
-            else "Wait a few seconds before retrying."
-        )
+        if retry_after is None:
+            when = "Wait a few seconds before retrying."
+        elif math.ceil(retry_after) <= 0:
+            when = "Nexor allows retrying at once (Retry-After: 0)."
+        else:
+            when = f"Retry after {_seconds(retry_after)}."
         return RateLimited(status, f"Nexor's rate limit was reached (HTTP 429). {when}", retry_after)
     if 500 <= status <= 599:
         outcome = f" {UNKNOWN_OUTCOME}" if writing else " Try again shortly."
@@ -213,11 +238,14 @@ def status_error(
 def _seconds(value: float | None) -> str:
     if value is None:
         return "a few seconds"
-    whole = max(1, round(value))
+    whole = max(0, math.ceil(value))
     return f"{whole} second" + ("" if whole == 1 else "s")
 
 
-def describe_body(raw: bytes) -> str:
-    """A short, safe description of an unexpected response body."""
-    text = raw[:120].decode("utf-8", errors="replace")
-    return json.dumps(text + ("…" if len(raw) > 120 else ""), ensure_ascii=False)
+def describe_body(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
+    """A short, safe description of an unexpected response body (masked first, then clipped)."""
+    longest = max((len(secret) for secret in secrets), default=0)
+    text = redact(raw[: _MAX_BODY_PREVIEW + longest].decode("utf-8", errors="replace"), secrets)
+    cut = len(text) > _MAX_BODY_PREVIEW or len(raw) > _MAX_BODY_PREVIEW + longest
+    clipped = text[:_MAX_BODY_PREVIEW] + ("…" if cut else "")
+    return json.dumps(clean_text(clipped), ensure_ascii=False)

@@ -372,7 +372,8 @@ async def test_server_error_wording_depends_on_method(status: int) -> None:
     [
         ("7", 7.0, "Retry after 7 seconds."),
         ("1", 1.0, "Retry after 1 second."),
-        ("0", 0.0, "Retry after 1 second."),
+        ("0", 0.0, "Nexor allows retrying at once (Retry-After: 0)."),
+        ("0.2", 0.2, "Retry after 1 second."),
         ("2.6", 2.6, "Retry after 3 seconds."),
         ("120", 120.0, "Retry after 120 seconds."),
     ],
@@ -433,32 +434,92 @@ async def test_attempts_suffix() -> None:
 # --------------------------------------------------------------------------------------------------
 
 INVALID_2XX: list[tuple[bytes, list[str]]] = [
-    (b"<html>hello</html>", ["HTTP 200", "not JSON", "<html>hello</html>"]),
-    (b"", ["not JSON"]),
+    (b"<html>hello</html>", ["not JSON", "<html>hello</html>"]),
+    (b"", ["is empty"]),
     (b"\xff\xfe garbage", ["not JSON"]),
     (b"[1, 2]", ["JSON list, not an object"]),
     (b'"lead"', ["JSON str, not an object"]),
     (b"null", ["JSON NoneType, not an object"]),
-    (b'{"success": false, "error": "Lead locked"}', ["success: false", "Lead locked"]),
-    (json.dumps({"success": False, "lead": A_LEAD}).encode(), ["success: false"]),
     (b'{"success": true}', ["no lead"]),
     (b"{}", ["no lead"]),
     (b'{"success": true, "lead": null}', ["lead is null"]),
     (b'{"success": true, "lead": []}', ["lead is list"]),
     (b'{"success": true, "lead": "abc"}', ["lead is str"]),
+    (b"[" * 70 + b"]" * 70, ["nested deeper than 64 levels"]),
+    (b"[" * 100_000 + b"]" * 100_000, ["nested deeper than 64 levels"]),
 ]
+INVALID_IDS = [c[:30].decode(errors="replace") for c, _ in INVALID_2XX]
+
+
+@pytest.mark.parametrize(("content", "facts"), INVALID_2XX, ids=INVALID_IDS)
+async def test_an_unreadable_2xx_on_a_read_is_an_error(content: bytes, facts: list[str]) -> None:
+    exc = await failure("GET", Recorder(200, content=content))
+    assert isinstance(exc, InvalidResponse)
+    assert str(exc).startswith("Nexor answered HTTP 200 but its answer ")
+    assert "the lead could not be read" in str(exc)
+    for fact in facts:
+        assert fact in str(exc)
+    assert exc.retryable is False
+
+
+@pytest.mark.parametrize(("content", "facts"), INVALID_2XX, ids=INVALID_IDS)
+@pytest.mark.parametrize("status", [200, 201, 204])
+async def test_an_unreadable_2xx_on_a_write_is_an_accepted_update(
+    status: int, content: bytes, facts: list[str]
+) -> None:
+    # Nexor applied the change: reporting a failure would invite the agent to write it again.
+    result = await patch(Recorder(status, content=content))
+    assert result["lead"] is None
+    assert result["accepted"] is True
+    message = result["message"]
+    assert message.startswith(f"Nexor accepted the update (HTTP {status}), so it was applied")
+    assert "Do not send the same update again" in message
+    assert "call get_lead" in message
+    for fact in facts:
+        assert fact in message
+
+
+async def test_a_write_answered_over_the_size_cap_is_an_accepted_update() -> None:
+    result = await patch(Recorder(200, content=b" " * (MAX_RESPONSE_BYTES + 1)))
+    assert result["accepted"] is True
+    assert "larger than 4 MB" in result["message"]
+
+
+async def test_strings_from_nexor_are_valid_unicode_and_numbers_are_finite() -> None:
+    # Half an emoji (a lone surrogate escape) cannot be encoded as UTF-8; NaN is not JSON.
+    body = (
+        '{"success": true, "lead": {"id": "LEAD", "first_name": "Ana \\ud83d", "\\udc00key": ["\\ud83d\\ude00"],'
+        ' "score": NaN, "low": -Infinity, "big": 1e400, "huge": HUGE, "metadata": {"n": 1.5}}}'
+    ).replace("LEAD", LEAD).replace("HUGE", "9" * 5000)
+    result = await get(Recorder(200, content=body.encode()))
+    lead = result["lead"]
+    assert lead["first_name"] == "Ana \ufffd"
+    assert lead["\ufffdkey"] == ["\U0001f600"]  # a proper pair is kept
+    assert lead["score"] is None and lead["low"] is None and lead["big"] is None
+    assert lead["huge"] == "9" * 5000
+    assert lead["metadata"] == {"n": 1.5}
+    json.dumps(result, allow_nan=False).encode("utf-8")  # sendable as is
+
+
+async def test_a_key_straddling_the_clip_of_nexors_error_text_is_masked() -> None:
+    for pad in range(280, 300):
+        body = {"error": "x" * pad + " " + KEY + " tail"}
+        exc = await failure("GET", Recorder(400, body=body))
+        assert KEY[:9 + 1] not in str(exc), pad
+    for pad in range(100, 121):
+        exc = await failure("GET", Recorder(200, content=("y" * pad + KEY).encode()))
+        assert KEY[:9 + 1] not in str(exc), pad
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH"])
 @pytest.mark.parametrize(
-    ("content", "facts"), INVALID_2XX, ids=[c[:30].decode(errors="replace") for c, _ in INVALID_2XX]
+    "content",
+    [b'{"success": false, "error": "Lead locked"}', json.dumps({"success": False, "lead": A_LEAD}).encode()],
 )
-async def test_invalid_2xx_body_is_invalid_response(method: str, content: bytes, facts: list[str]) -> None:
+async def test_success_false_is_an_error_for_reads_and_writes(method: str, content: bytes) -> None:
     exc = await failure(method, Recorder(200, content=content))
     assert type(exc) is InvalidResponse
-    for fact in facts:
-        assert fact in str(exc)
-    assert exc.retryable is False
+    assert "success: false" in str(exc)
 
 
 @pytest.mark.parametrize(
@@ -472,7 +533,7 @@ async def test_json_content_types_are_accepted(content_type: str) -> None:
 @pytest.mark.parametrize("content_type", ["text/html", "text/plain; charset=utf-8"])
 async def test_non_json_content_type_on_2xx_is_invalid_response(content_type: str) -> None:
     exc = await failure("GET", Recorder(200, headers={"Content-Type": content_type}))
-    assert type(exc) is InvalidResponse
+    assert isinstance(exc, InvalidResponse)
     assert content_type in str(exc)
     assert "not JSON" in str(exc)
 
@@ -485,7 +546,7 @@ async def test_non_json_body_is_described_briefly() -> None:
 
 async def test_body_over_the_cap_is_refused() -> None:
     exc = await failure("GET", Recorder(200, content=b" " * (MAX_RESPONSE_BYTES + 1)))
-    assert type(exc) is InvalidResponse
+    assert isinstance(exc, InvalidResponse)
     assert "larger than 4 MB" in str(exc)
 
 
