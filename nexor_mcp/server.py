@@ -26,22 +26,52 @@ from nexor_mcp import __version__
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import NexorError
-from nexor_mcp.masking import redact
+from nexor_mcp.masking import clean_json, clean_text, redact
 from nexor_mcp.tools import TOOLS
-from nexor_mcp.validation import InvalidArguments, parse_get_arguments, parse_update_arguments
+from nexor_mcp.validation import InvalidArguments, parse_get_arguments, parse_update_arguments, shown_name
 
 logger = logging.getLogger(__name__)
 
 ToolHandler = Callable[[Mapping[str, Any] | None, OnRetry | None], Awaitable[dict[str, Any]]]
 
 
+READ_ONLY_TOOLS = frozenset(tool.name for tool in TOOLS if tool.annotations and tool.annotations.read_only_hint)
+
+
 def compact_json(value: Any) -> str:
-    """The text content: compact JSON, since it is what most models read and tokens cost money."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """The text content: compact JSON, since it is what most models read and tokens cost money.
+
+    `allow_nan=False`: a NaN would be written as bare `NaN`, which is not JSON.
+    """
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def error_result(text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+def success_result(structured: dict[str, Any], secrets: tuple[str, ...]) -> CallToolResult:
+    """The result of a call that worked: every string cleaned and masked, then the text derived
+    from exactly that, and proven encodable here, inside the call, rather than in the transport
+    where a failure would end the session."""
+    structured = clean_json(structured, secrets)
+    if structured.get("lead") is None and isinstance(structured.get("message"), str):
+        text = structured["message"]  # an accepted write whose answer was unreadable: say it in words
+    elif len(structured) == 1:
+        text = compact_json(structured["lead"])  # the bare lead when that is all there is
+    else:
+        text = compact_json(structured)
+    text.encode("utf-8")
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def error_result(text: str, secrets: tuple[str, ...] = ()) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=redact(clean_text(text), secrets))], is_error=True)
+
+
+def internal_error_text(tool: str) -> str:
+    outcome = (
+        "Nothing was changed (this tool only reads); try again."
+        if tool in READ_ONLY_TOOLS
+        else "The lead may or may not have been changed; read it with get_lead."
+    )
+    return f"{tool} failed because of an internal error in nexor-mcp (details are in the server log). {outcome}"
 
 
 class LeadTools:
@@ -72,7 +102,9 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
     async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
         handler = handlers.get(params.name)
         if handler is None:
-            return error_result(f"Unknown tool {params.name!r}. This server has: {', '.join(handlers)}.")
+            return error_result(
+                f"Unknown tool {shown_name(params.name)!r}. This server has: {', '.join(handlers)}.", secrets
+            )
 
         async def report_retry(attempt: int, delay: float, reason: str) -> None:
             # Sent only when the caller asked for progress (a no-op otherwise).
@@ -83,28 +115,23 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
         started = time.perf_counter()
         try:
             structured = await handler(params.arguments, report_retry)
+            result = success_result(structured, secrets)
         except anyio.get_cancelled_exc_class():
             logger.info("%s cancelled by the client", params.name)
             raise
         except InvalidArguments as exc:
-            logger.info("%s rejected: %s", params.name, ", ".join(p.argument for p in exc.problems))
-            return error_result(redact(str(exc), secrets))
+            logger.info("%s rejected: %s", params.name, exc.argument_names())
+            return error_result(str(exc), secrets)
         except NexorError as exc:
             logger.info("%s failed: %s", params.name, type(exc).__name__)
-            return error_result(redact(f"{params.name} failed: {exc}", secrets))
+            return error_result(f"{params.name} failed: {exc}", secrets)
         except Exception:
+            # Whatever went wrong (a bug, or a result that could not be built), it is this call's
+            # alone: the session and every other call go on.
             logger.exception("%s crashed", params.name)
-            return error_result(
-                f"{params.name} failed because of an internal error in nexor-mcp (details are in the "
-                "server log). The lead may or may not have been changed; read it with get_lead."
-            )
+            return error_result(internal_error_text(params.name), secrets)
         logger.info("%s ok in %.1f ms", params.name, (time.perf_counter() - started) * 1000)
-        # The model reads the text: the bare lead when that is all there is, else the whole object.
-        shown = structured["lead"] if len(structured) == 1 else structured
-        return CallToolResult(
-            content=[TextContent(type="text", text=compact_json(shown))],
-            structured_content=structured,
-        )
+        return result
 
     server: Server[Any] = Server(
         "nexor-mcp",
@@ -120,12 +147,17 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
 
 
 async def serve_stdio(settings: Settings, client: NexorClient) -> None:
-    """Serve MCP over stdin/stdout until the client closes stdin."""
+    """Serve MCP over stdin/stdout until the client closes stdin or sends SIGTERM.
+
+    Calls in flight at that moment still finish and are answered: a call can take its retry
+    budget plus one more request timeout, so that bounds the wait.
+    """
     from nexor_mcp.stdio import serve_streams
 
     server = build_server(settings, client)
+    drain_seconds = settings.retry_budget_seconds + settings.timeout_seconds + 1
     try:
-        async with serve_streams() as (read_stream, write_stream):
+        async with serve_streams(drain_seconds) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
         await client.aclose()

@@ -33,11 +33,21 @@ def _field_schema(field: LeadField) -> dict[str, Any]:
 
 _LEAD_ID_SCHEMA = {"type": "string", "format": "uuid", "description": LEAD_ID_DESCRIPTION}
 
+_NULLABLE_NAMES = [field.name for field in LEAD_FIELDS if field.nullable]
+
+_CLEAR_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "enum": _NULLABLE_NAMES},
+    "description": "Fields to clear, for clients that cannot send null: the same as passing null for each. "
+    'A field cannot be both set and cleared. Example: ["phone", "title"].',
+}
+
 UPDATE_LEAD_INPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
         "lead_id": _LEAD_ID_SCHEMA,
         **{field.name: _field_schema(field) for field in LEAD_FIELDS},
+        "clear": _CLEAR_SCHEMA,
     },
     "required": ["lead_id"],
     "additionalProperties": False,
@@ -50,13 +60,26 @@ GET_LEAD_INPUT: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-# Lenient on purpose: the lead is passed through as Nexor returned it (unknown fields kept), and a
-# real API returns nulls where a strict schema would fail client-side output validation.
+# Lenient on purpose: SDK clients validate structuredContent against these, and one odd body from
+# Nexor (nulls anywhere, an empty list where an object is documented, unknown fields) must never
+# make a lead unreadable. So the lead is only "an object", and nothing else is typed more tightly
+# than the server can guarantee; `tests/test_output_schemas.py` checks this with odd bodies.
 _LEAD_OUTPUT = {"type": "object", "description": "The lead as Nexor returned it, every field kept; any may be null."}
 
 UPDATE_LEAD_OUTPUT: dict[str, Any] = {
     "type": "object",
-    "properties": {"lead": _LEAD_OUTPUT},
+    "properties": {
+        "lead": {
+            "anyOf": [_LEAD_OUTPUT, {"type": "null"}],
+            "description": "The updated lead as Nexor returned it; null only when accepted is true.",
+        },
+        "accepted": {
+            "type": "boolean",
+            "description": "Present only when Nexor accepted the update but its answer could not be read: "
+            "the update was applied; do not repeat it, call get_lead to see the lead.",
+        },
+        "message": {"type": "string", "description": "With accepted: what happened, in words."},
+    },
     "required": ["lead"],
 }
 
@@ -65,8 +88,7 @@ GET_LEAD_OUTPUT: dict[str, Any] = {
     "properties": {
         "lead": _LEAD_OUTPUT,
         "variables": {
-            "type": "object",
-            "description": "AI-extracted values by name: {value, value_text, confidence, updated_at}, if any.",
+            "description": "AI-extracted values by name: {value, value_text, confidence, updated_at}; {} if none.",
         },
     },
     "required": ["lead"],
@@ -76,10 +98,12 @@ UPDATE_LEAD_DESCRIPTION = """\
 Update fields of one Nexor lead (a partial update: PATCH).
 Send lead_id plus only the fields to change:
 - an omitted field is left exactly as it is;
-- null clears a field (last_name, email, phone, company, title, campaign_id); first_name and source cannot be cleared;
+- null clears a field (last_name, email, phone, company, title, campaign_id), as does clear: ["phone"]; \
+first_name and source cannot be cleared;
 - metadata is merged: keys you send are added or overwritten, keys you leave out are kept.
 Custom fields (budget, notes, anything not listed) always go inside metadata.
-Values are stored exactly as given. Returns the updated lead.
+Values are stored exactly as given. Returns the updated lead (if Nexor accepted the update but sent no \
+readable lead, lead is null and accepted is true: do not repeat the update).
 Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "title": "CTO", "metadata": {"budget": 5000}}"""
 
 GET_LEAD_DESCRIPTION = """\

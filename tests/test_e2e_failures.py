@@ -30,6 +30,7 @@ class Case:
     facts: list[str]
     requests: int = 1  # how many requests the API must see: 3 = first attempt + 2 retries
     extra: list[str] = field(default_factory=list)
+    accepted: bool = False  # a 2xx on the PATCH: the update was applied, though its answer is unreadable
 
 
 RETRIED = ["(3 attempts were made.)"]
@@ -57,16 +58,22 @@ FAULT_MATRIX: list[Case] = [
          ["Could not reach Nexor", "closed mid-response", *RETRIED], 3),
     Case("read timeout", Fault(200, {"success": True}, delay=3.0),
          ["did not answer within 1 s", "retrying the same update is safe"]),
-    Case("invalid JSON", Fault(200, raw_body=b"<html>oops</html>"), ["HTTP 200", "not JSON", "<html>oops"]),
-    Case("JSON array", Fault(200, [1, 2]), ["JSON list, not an object"]),
+    Case("invalid JSON", Fault(200, raw_body=b"<html>oops</html>"), ["HTTP 200", "not JSON", "<html>oops"],
+         accepted=True),
+    Case("JSON array", Fault(200, [1, 2]), ["JSON list, not an object"], accepted=True),
     Case("wrong content type", Fault(200, {"success": True, "lead": {"id": ANA}},
                                      headers={"Content-Type": "text/html"}),
-         ["Content-Type 'text/html', not JSON"]),
-    Case("huge body", Fault(200, raw_body=b"[" + b"0," * 2_500_000 + b"0]"), ["larger than 4 MB", "not read"]),
+         ["Content-Type 'text/html', not JSON"], accepted=True),
+    Case("huge body", Fault(200, raw_body=b"[" + b"0," * 2_500_000 + b"0]"), ["larger than 4 MB", "not read"],
+         accepted=True),
     Case("success: false", Fault(200, {"success": False, "error": "Lead is archived"}),
          ["success: false", "Lead is archived"]),
-    Case("no lead", Fault(200, {"success": True}), ["no lead"]),
-    Case("lead is null", Fault(200, {"success": True, "lead": None}), ["no lead object", "null"]),
+    Case("no lead", Fault(200, {"success": True}), ["no lead"], accepted=True),
+    Case("lead is null", Fault(200, {"success": True, "lead": None}), ["no lead object", "null"], accepted=True),
+    Case("204 No Content", Fault(204, raw_body=b""), ["HTTP 204", "is empty"], accepted=True),
+    Case("empty 200", Fault(200, raw_body=b""), ["HTTP 200", "is empty"], accepted=True),
+    Case("deeply nested JSON", Fault(200, raw_body=b"[" * 5000 + b"]" * 5000), ["nested deeper than 64"],
+         accepted=True),
 ]
 
 
@@ -75,8 +82,18 @@ async def test_fault_matrix(mcp: McpProcess, api: SandboxApi, case: Case) -> Non
     api.inject(case.fault, times=case.requests)
     result = await mcp.call("update_lead", {"lead_id": ANA, "title": "CTO"})
     text = text_of(result)
-    assert result.is_error
-    assert text.startswith("update_lead failed: ")
+    if case.accepted:
+        # Nexor took the update: telling the model it failed would invite a second write.
+        assert not result.is_error, text
+        assert result.structured_content is not None
+        assert result.structured_content["lead"] is None
+        assert result.structured_content["accepted"] is True
+        assert text == result.structured_content["message"]
+        assert text.startswith("Nexor accepted the update (HTTP ")
+        assert "Do not send the same update again: call get_lead" in text
+    else:
+        assert result.is_error
+        assert text.startswith("update_lead failed: ")
     for fact in case.facts:
         assert fact in text, (fact, text)
     if case.requests == 1:
