@@ -70,8 +70,9 @@ UPDATE_LEAD_OUTPUT: dict[str, Any] = {
     "type": "object",
     "properties": {
         "lead": {
-            "anyOf": [_LEAD_OUTPUT, {"type": "null"}],
-            "description": "The updated lead as Nexor returned it; null only when accepted is true.",
+            "anyOf": [{"type": "object"}, {"type": "null"}],
+            "description": "The updated lead as Nexor returned it, every field kept (any may be null); "
+            "null only when accepted is true.",
         },
         "accepted": {
             "type": "boolean",
