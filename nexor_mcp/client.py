@@ -181,7 +181,7 @@ class NexorClient:
             )
         if not complete:
             megabytes = MAX_RESPONSE_BYTES // (1024 * 1024)
-            raise UnreadableAnswer(status, f"is larger than {megabytes} MB, so it was not read")
+            raise UnreadableAnswer(status, f"is larger than {megabytes} MB and was not read")
         content_type = clean_text(response_headers.get("content-type", ""))
         if content_type and "json" not in content_type.lower():
             raise UnreadableAnswer(status, f"has Content-Type {content_type[:60]!r}, not JSON")
