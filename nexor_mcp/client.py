@@ -11,7 +11,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -21,16 +22,17 @@ import httpx2
 from nexor_mcp import __version__
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import (
-    UNKNOWN_OUTCOME,
     ApiConnectionError,
     ApiStatusError,
     ApiTimeout,
+    Effect,
     InvalidResponse,
     MissingApiKey,
     NexorError,
     UnreadableAnswer,
     api_error_text,
     describe_body,
+    lead_effect,
     status_error,
 )
 from nexor_mcp.masking import clean_text
@@ -48,6 +50,22 @@ CHECK_NETWORK = "Check NEXOR_BASE_URL and the network, then try again."
 Json = dict[str, Any]
 OnRetry = Callable[[int, float, str], Awaitable[None]]
 """Told before each retry wait: the attempt that failed (1-based), the delay in seconds, the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One call to Nexor, with what the retry policy and the error wording need to know about it.
+
+    `idempotent`: sending it twice has the effect of sending it once (Nexor's side), so a failure
+    that may pass is retried; anything else is sent at most once.
+    """
+
+    method: str
+    path: str
+    effect: Effect
+    idempotent: bool
+    body: Json | None = None
+    query: Mapping[str, str] | None = None
 
 
 class NexorClient:
@@ -95,7 +113,8 @@ class NexorClient:
 
     async def get_lead(self, lead_id: str, on_retry: OnRetry | None = None) -> Json:
         """GET /leads/{id}; returns `{"lead": {...}, ...}` whichever shape Nexor used."""
-        status, body = await self._request("GET", lead_id, None, on_retry)
+        request = Request("GET", f"leads/{lead_id}", lead_effect(lead_id, writes=False), idempotent=True)
+        status, body = await self.send(request, on_retry)
         result = _lead_result(status, body)
         if "variables" in result and result["variables"] in (None, []):
             result["variables"] = {}  # "none" in the documented shape, whichever way Nexor said it
@@ -108,34 +127,35 @@ class NexorClient:
         accepted the change: that is returned as `{"lead": None, "accepted": True, "message": ...}`,
         never as a failure that would invite the agent to send the write again.
         """
+        request = Request(
+            "PATCH", f"leads/{lead_id}", lead_effect(lead_id, writes=True), idempotent=True, body=changes
+        )
         try:
-            status, body = await self._request("PATCH", lead_id, changes, on_retry)
+            status, body = await self.send(request, on_retry)
             return _lead_result(status, body)
         except UnreadableAnswer as unreadable:
             return accepted_unreadable(unreadable, "update", "get_lead")
 
-    async def _request(
-        self, method: str, lead_id: str, payload: Json | None, on_retry: OnRetry | None
-    ) -> tuple[int, Json]:
+    async def send(self, request: Request, on_retry: OnRetry | None = None) -> tuple[int, Json]:
         """Send with the retry policy; raises the last attempt's `NexorError`, counting attempts."""
         if self._settings.api_key is None:
             raise MissingApiKey()
         content = None
         headers = {}
-        if payload is not None:
-            content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        if request.body is not None:
+            content = json.dumps(request.body, ensure_ascii=False, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
-        path = f"leads/{lead_id}"
+        method, path = request.method, request.path
         started = time.monotonic()
         attempt = 1
         while True:
             try:
-                return await self._attempt(method, path, lead_id, content, headers)
+                return await self._attempt(request, content, headers)
             except NexorError as error:
                 # Nexor's own error text is quoted in messages; never let it carry the key back.
                 error.hide(self._settings.api_key.reveal())
                 error.attempts = attempt
-                if not self._policy.should_retry(method, error, attempt):
+                if not self._policy.should_retry(request.idempotent, error, attempt):
                     raise
                 delay = self._policy.delay(attempt, getattr(error, "retry_after", None))
                 if time.monotonic() - started + delay > self._policy.budget_seconds:
@@ -151,22 +171,23 @@ class NexorClient:
                 await anyio.sleep(delay)
                 attempt += 1
 
-    async def _attempt(
-        self, method: str, path: str, lead_id: str, content: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, Json]:
+    async def _attempt(self, request: Request, content: bytes | None, headers: dict[str, str]) -> tuple[int, Json]:
         """One HTTP exchange, mapped to (status, JSON object) or a `NexorError`."""
+        method, path, effect = request.method, request.path, request.effect
         started = time.perf_counter()
         try:
             # A total deadline on top of httpx's per-phase timeouts: a server that trickles bytes
             # cannot hold a call forever.
             with anyio.fail_after(self._settings.timeout_seconds):
-                status, response_headers, raw, complete = await self._exchange(method, path, content, headers)
+                status, response_headers, raw, complete = await self._exchange(request, content, headers)
         except (TimeoutError, httpx2.TimeoutException):
-            raise self._timeout(method) from None
+            raise ApiTimeout(
+                f"Nexor at {self.base_url} did not answer within {self._settings.timeout_seconds:g} s. {effect.unknown}"
+            ) from None
         except httpx2.TransportError as exc:
             sent = not isinstance(exc, httpx2.ConnectError)
-            outcome = f" {UNKNOWN_OUTCOME}" if sent and method != "GET" else " " + CHECK_NETWORK
-            raise ApiConnectionError(f"Could not reach Nexor at {self.base_url} ({_reason(exc)}).{outcome}") from None
+            outcome = effect.unknown if sent and effect.writes else CHECK_NETWORK
+            raise ApiConnectionError(f"Could not reach Nexor at {self.base_url} ({_reason(exc)}). {outcome}") from None
         logger.debug("%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000)
         decoded = decode_json(raw) if complete else _NOT_JSON
         secrets = self._secrets()
@@ -174,8 +195,7 @@ class NexorClient:
             raise status_error(
                 status,
                 decoded,
-                lead_id=lead_id,
-                writing=method != "GET",
+                effect=effect,
                 retry_after=parse_retry_after(response_headers.get("retry-after")),
                 secrets=secrets,
             )
@@ -206,11 +226,13 @@ class NexorClient:
         return (self._settings.api_key.reveal(),) if self._settings.api_key else ()
 
     async def _exchange(
-        self, method: str, path: str, content: bytes | None, headers: dict[str, str]
+        self, request: Request, content: bytes | None, headers: dict[str, str]
     ) -> tuple[int, httpx2.Headers, bytes, bool]:
         """Send one request; read at most MAX_RESPONSE_BYTES of the answer (False: it was cut)."""
-        request = self._client().build_request(method, path, content=content, headers=headers)
-        response = await self._client().send(request, stream=True)
+        built = self._client().build_request(
+            request.method, request.path, content=content, headers=headers, params=request.query
+        )
+        response = await self._client().send(built, stream=True)
         try:
             chunks: list[bytes] = []
             size = 0
@@ -222,13 +244,6 @@ class NexorClient:
         finally:
             await response.aclose()
         return response.status_code, response.headers, b"".join(chunks), True
-
-    def _timeout(self, method: str) -> NexorError:
-        outcome = f" {UNKNOWN_OUTCOME}" if method != "GET" else " Try again shortly."
-        return ApiTimeout(
-            f"Nexor at {self.base_url} did not answer within {self._settings.timeout_seconds:g} s."
-            + outcome
-        )
 
 
 _NOT_JSON: Any = object()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nexor_mcp.masking import clean_text, redact
@@ -15,14 +16,52 @@ from nexor_mcp.masking import clean_text, redact
 _MAX_API_TEXT = 300
 _MAX_FIELD_ERRORS = 20
 _MAX_BODY_PREVIEW = 120
-UNKNOWN_OUTCOME = (
-    "The update may or may not have been applied; retrying the same update is safe, "
-    "or read the lead with get_lead to check."
-)
 KEY_HELP = (
     "Set NEXOR_API_KEY (or api_key in the config file) to the key from the Nexor dashboard "
     "(profile → Integrations; it starts with nxr_live_) and restart the server."
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What one call does, so that its failures can say the right next step.
+
+    `writes`: whether it may change something in Nexor. `unknown`: what to say when it may or may
+    not have taken effect (a timeout, a dropped connection, a 5xx after sending). `not_found` and
+    `not_found_next`: what a 404 means here, and what to check.
+    """
+
+    writes: bool
+    unknown: str
+    not_found: str
+    not_found_next: str
+
+
+def reading(what: str, check: str) -> Effect:
+    """A read: nothing can have changed, so an unknown outcome just means "try again"."""
+    return Effect(False, "Try again shortly.", what, f"{check}; nothing was changed.")
+
+
+def writing(what: str, check: str, *, action: str, idempotent: bool, verify: str) -> Effect:
+    """A write. An idempotent one may simply be repeated; any other must be checked first,
+    because repeating it could do it twice (a second lead, a second message)."""
+    if idempotent:
+        unknown = f"The {action} may or may not have been applied; retrying the same {action} is safe, or {verify}."
+    else:
+        unknown = (
+            f"The {action} may or may not have happened. Do not repeat it blindly: first {verify}, "
+            "and repeat it only if it did not happen."
+        )
+    return Effect(True, unknown, what, f"{check}; nothing was changed.")
+
+
+def lead_effect(lead_id: str, *, writes: bool) -> Effect:
+    """GET or PATCH /leads/{id}: the wording `get_lead` and `update_lead` have always used."""
+    what = f"No lead with id {lead_id} exists in this Nexor account"
+    check = "Check the lead_id (it must be the lead's UUID from Nexor)"
+    if not writes:
+        return reading(what, check)
+    return writing(what, check, action="update", idempotent=True, verify="read the lead with get_lead to check")
 
 
 class NexorError(Exception):
@@ -176,8 +215,7 @@ def status_error(
     status: int,
     body: Any,
     *,
-    lead_id: str,
-    writing: bool,
+    effect: Effect,
     retry_after: float | None,
     secrets: tuple[str, ...] = (),
 ) -> ApiStatusError:
@@ -201,11 +239,7 @@ def status_error(
             "retrying will not help. Ask the user to check the key's account in the Nexor dashboard.",
         )
     if status == 404:
-        return LeadNotFound(
-            status,
-            f"No lead with id {lead_id} exists in this Nexor account (HTTP 404).{said_part} "
-            "Check the lead_id (it must be the lead's UUID from Nexor); nothing was changed.",
-        )
+        return LeadNotFound(status, f"{effect.not_found} (HTTP 404).{said_part} {effect.not_found_next}")
     if status == 409:
         return Conflict(
             status,
@@ -221,7 +255,7 @@ def status_error(
             when = f"Retry after {_seconds(retry_after)}."
         return RateLimited(status, f"Nexor's rate limit was reached (HTTP 429). {when}", retry_after)
     if 500 <= status <= 599:
-        outcome = f" {UNKNOWN_OUTCOME}" if writing else " Try again shortly."
+        outcome = f" {effect.unknown}"
         if retry_after is not None:
             outcome += f" Nexor asked to retry after {_seconds(retry_after)}."
         return ServerError(
@@ -230,8 +264,7 @@ def status_error(
     return UnexpectedStatus(
         status,
         f"Nexor answered with unexpected HTTP {status}.{said_part} "
-        + ("The update may not have been applied; read the lead with get_lead to check." if writing else
-           "Try again later."),
+        + (effect.unknown if effect.writes else "Try again later."),
     )
 
 

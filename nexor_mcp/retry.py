@@ -1,7 +1,8 @@
 """When to retry a failed Nexor call and how long to wait: the whole policy in one place.
 
-Only idempotent requests are retried (GET, and PATCH: the same body gives the same result), only
-for failures that may pass (connection errors, 429, 500/502/503/504), and never past a total
+Only requests that are idempotent on Nexor's side are retried (reads, a PATCH of the same body,
+stopping automation that is already stopped...; never a create or a message), only for failures
+that may pass (connection errors, 429, 500/502/503/504), and never past a total
 budget: hosts time tool calls out, so past the budget the error goes back at once, saying when to
 retry.
 """
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from nexor_mcp.errors import ApiConnectionError, NexorError, RateLimited, ServerError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-IDEMPOTENT_METHODS = frozenset({"GET", "PATCH", "PUT"})
 BASE_DELAY_SECONDS = 0.5
 MAX_DELAY_SECONDS = 8.0
 
@@ -24,9 +24,9 @@ class RetryPolicy:
     max_retries: int
     budget_seconds: float
 
-    def should_retry(self, method: str, error: NexorError, attempt: int) -> bool:
-        """Whether attempt number `attempt` (1-based) may be followed by another."""
-        if method not in IDEMPOTENT_METHODS or attempt > self.max_retries:
+    def should_retry(self, idempotent: bool, error: NexorError, attempt: int) -> bool:
+        """Whether attempt number `attempt` (1-based) of a request may be followed by another."""
+        if not idempotent or attempt > self.max_retries:
             return False
         if isinstance(error, RateLimited | ServerError):
             return error.status in RETRY_STATUSES

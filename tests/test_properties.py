@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from bench.rpc import RawServer
 from nexor_mcp.fields import FIELDS_BY_NAME
 from nexor_mcp.sandbox import CAMPAIGNS, DEMO_LEAD_IDS, SandboxApi, SandboxServer
+from nexor_mcp.validation import is_blank, shown_name
 from tests.conftest import TEST_KEY
 
 CASES = settings(
@@ -41,14 +42,17 @@ def server(sandbox_server: SandboxServer) -> Iterator[RawServer]:
 
 # --- strategies -----------------------------------------------------------------------------------
 
-text = st.text(min_size=1, max_size=40).filter(str.strip)
-emails = st.from_regex(r"[a-z0-9._+-]{1,16}@[a-z0-9-]{1,16}(\.[a-z]{2,6}){1,2}", fullmatch=True)
+# Text a valid call may hold: no control characters, not blank (invisible-only counts as blank), and
+# not the text "null" (rejected on purpose: it is what clients that cannot send null send).
+visible = st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"))
+text = st.text(visible, min_size=1, max_size=40).filter(lambda s: not is_blank(s) and s != "null")
+emails = st.from_regex(r"[a-z0-9._+-]{1,16}@[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?(\.[a-z]{2,6}){1,2}", fullmatch=True)
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**53), max_value=2**53),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=30),
+    st.text(visible, max_size=30),
 )
 metadata = st.dictionaries(text, scalars, max_size=6)
 lead_ids = st.sampled_from(DEMO_LEAD_IDS).flatmap(lambda i: st.sampled_from([i, i.upper()]))
@@ -100,7 +104,7 @@ def invalid_calls(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
         name = draw(st.text(min_size=1, max_size=30).filter(lambda k: k not in FIELDS_BY_NAME and k != "lead_id"))
         arguments[name] = draw(scalars)
     elif kind == "nested metadata":
-        key = draw(st.text(min_size=1, max_size=20).filter(str.strip))
+        key = draw(text)
         name = f"metadata.{key}"
         nested = draw(st.one_of(st.lists(scalars, max_size=3), st.dictionaries(text, scalars, max_size=2)))
         arguments["metadata"] = {key: nested}
@@ -143,5 +147,5 @@ def test_any_invalid_call_names_the_argument_and_sends_nothing(
     text = result["content"][0]["text"]
     assert result["isError"] is True
     assert text.startswith("Invalid arguments for update_lead; nothing was sent to Nexor.")
-    assert f"\n- {name}:" in text, (name, text)
+    assert f"\n- {shown_name(name)}:" in text, (name, text)
     assert len(api.requests) == seen

@@ -29,26 +29,25 @@ NOT_RETRYABLE: list[NexorError] = [
 ]
 
 
-@pytest.mark.parametrize("method", ["GET", "PATCH", "PUT"])
 @pytest.mark.parametrize("error", RETRYABLE, ids=repr)
-def test_idempotent_requests_retry_transient_failures_up_to_max(method: str, error: NexorError) -> None:
-    assert POLICY.should_retry(method, error, attempt=1)
-    assert POLICY.should_retry(method, error, attempt=2)
-    assert not POLICY.should_retry(method, error, attempt=3)
+def test_idempotent_requests_retry_transient_failures_up_to_max(error: NexorError) -> None:
+    assert POLICY.should_retry(True, error, attempt=1)
+    assert POLICY.should_retry(True, error, attempt=2)
+    assert not POLICY.should_retry(True, error, attempt=3)
 
 
 @pytest.mark.parametrize("error", RETRYABLE, ids=repr)
-def test_a_create_is_never_retried(error: NexorError) -> None:
-    assert not POLICY.should_retry("POST", error, attempt=1)
+def test_a_request_that_is_not_idempotent_is_never_retried(error: NexorError) -> None:
+    assert not POLICY.should_retry(False, error, attempt=1)
 
 
 @pytest.mark.parametrize("error", NOT_RETRYABLE, ids=repr)
 def test_other_failures_are_not_retried(error: NexorError) -> None:
-    assert not POLICY.should_retry("PATCH", error, attempt=1)
+    assert not POLICY.should_retry(True, error, attempt=1)
 
 
 def test_zero_retries_means_one_attempt() -> None:
-    assert not RetryPolicy(max_retries=0, budget_seconds=20).should_retry("GET", ServerError(503, "x"), 1)
+    assert not RetryPolicy(max_retries=0, budget_seconds=20).should_retry(True, ServerError(503, "x"), 1)
 
 
 def test_retry_after_wins_over_backoff() -> None:
