@@ -33,7 +33,9 @@ from nexor_mcp.errors import (
     api_error_text,
     describe_body,
     lead_effect,
+    reading,
     status_error,
+    writing,
 )
 from nexor_mcp.masking import clean_text
 from nexor_mcp.retry import RetryPolicy
@@ -134,7 +136,190 @@ class NexorClient:
             status, body = await self.send(request, on_retry)
             return _lead_result(status, body)
         except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "update", "get_lead")
+            return accepted_unreadable(unreadable, "update", "call get_lead to see the current state")
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    async def get_lead_history(
+        self, lead_id: str, channels: list[str] | None, limit: int, offset: int, on_retry: OnRetry | None = None
+    ) -> Json:
+        """GET /leads/{id}/history; `next_offset` is None once fewer than `limit` items came back."""
+        query = {"limit": str(limit), "offset": str(offset)}
+        if channels:
+            query["channel"] = ",".join(channels)
+        request = Request("GET", f"leads/{lead_id}/history", lead_effect(lead_id, writes=False), True, query=query)
+        status, body = await self.send(request, on_retry)
+        history = _list_in(status, body, "history")
+        lead = body.get("lead")
+        return {
+            "lead": lead if isinstance(lead, dict) else None,
+            "history": history,
+            "next_offset": offset + len(history) if len(history) >= limit else None,
+        }
+
+    async def get_lead_meetings(
+        self, lead_id: str, statuses: list[str] | None, on_retry: OnRetry | None = None
+    ) -> Json:
+        """GET /leads/{id}/meetings, most recent first."""
+        query = {"status": ",".join(statuses)} if statuses else None
+        request = Request("GET", f"leads/{lead_id}/meetings", lead_effect(lead_id, writes=False), True, query=query)
+        status, body = await self.send(request, on_retry)
+        return {"meetings": _list_in(status, body, "meetings")}
+
+    async def get_automation_status(
+        self, lead_id: str, workflow_id: str | None, on_retry: OnRetry | None = None
+    ) -> Json:
+        """GET /leads/{id}/is_paused: whether a human has taken over (the AI is stopped)."""
+        query = {"workflow_id": workflow_id} if workflow_id else None
+        request = Request("GET", f"leads/{lead_id}/is_paused", lead_effect(lead_id, writes=False), True, query=query)
+        status, body = await self.send(request, on_retry)
+        paused = body.get("paused")
+        if not isinstance(paused, bool):
+            raise UnreadableAnswer(status, "has no paused true/false in it")
+        return {"paused": paused}
+
+    async def list_tags(self, search: str | None, on_retry: OnRetry | None = None) -> Json:
+        """GET /tags (Nexor answers `{"data": [...]}`)."""
+        query = {"search": search} if search else None
+        request = Request("GET", "tags", reading("Nexor found no tags endpoint", CHECK_BASE_URL), True, query=query)
+        status, body = await self.send(request, on_retry)
+        return {"tags": _list_in(status, body, "data", "tags")}
+
+    async def list_templates(
+        self, template_status: str | None, category: str | None, on_retry: OnRetry | None = None
+    ) -> Json:
+        """GET /templates: the WhatsApp templates synced from Meta."""
+        query = {key: value for key, value in (("status", template_status), ("category", category)) if value}
+        effect = reading("Nexor found no templates endpoint", CHECK_BASE_URL)
+        status, body = await self.send(Request("GET", "templates", effect, True, query=query or None), on_retry)
+        return {"templates": _list_in(status, body, "templates", "data")}
+
+    async def list_workflows(self, on_retry: OnRetry | None = None) -> Json:
+        """GET /workflows: documented only by reference, so whatever comes back is passed through."""
+        effect = reading("Nexor found no workflows endpoint", CHECK_BASE_URL)
+        _, body = await self.send(Request("GET", "workflows", effect, True), on_retry)
+        for key in ("workflows", "data"):
+            if key in body:
+                return {"workflows": body[key]}
+        return {"workflows": {key: value for key, value in body.items() if key != "success"}}
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def create_lead(self, lead: Json, on_retry: OnRetry | None = None) -> Json:
+        """POST /leads with one lead. Never retried: Nexor does not deduplicate leads."""
+        effect = writing(
+            "Nexor found no leads endpoint", CHECK_BASE_URL, action="lead creation", idempotent=False,
+            verify="ask the user to look for the lead in Nexor (a duplicate would be a second lead)",
+        )
+        try:
+            status, body = await self.send(Request("POST", "leads", effect, False, body=lead), on_retry)
+            return _lead_result(status, body)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(
+                unreadable, "lead creation", "its id could not be read, so ask the user to find the new lead in Nexor"
+            )
+
+    async def add_lead_tags(self, lead_id: str, tag_ids: list[str], on_retry: OnRetry | None = None) -> Json:
+        """POST /leads/{id}/tags with `tagIds`: tags already on the lead are skipped, so it is idempotent."""
+        effect = _lead_write(lead_id, "tagging", idempotent=True, verify="list the lead's tags with get_lead")
+        request = Request("POST", f"leads/{lead_id}/tags", effect, True, body={"tagIds": tag_ids})
+        try:
+            status, body = await self.send(request, on_retry)
+            return {"tags": _list_in(status, body, "data", "tags")}
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, "tagging", "call get_lead to see the lead's tags", lead=False)
+
+    async def set_lead_tags(self, lead_id: str, tags: list[str], on_retry: OnRetry | None = None) -> Json:
+        """PUT /leads/tags: the lead's whole tag set becomes `tags` (names; missing ones are created)."""
+        effect = _lead_write(lead_id, "tag change", idempotent=True, verify="read the lead's tags with get_lead")
+        request = Request("PUT", "leads/tags", effect, True, body={"lead_id": lead_id, "tags": tags})
+        try:
+            status, body = await self.send(request, on_retry)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, "tag change", "call get_lead to see the lead's tags", lead=False)
+        return {
+            "tags": _list_in(status, body, "tags"),
+            "added": _optional_list(body, "added"),
+            "removed": _optional_list(body, "removed"),
+        }
+
+    async def stop_automation(self, lead_id: str, workflow_id: str, on_retry: OnRetry | None = None) -> Json:
+        """POST /leads/{id}/automation/stop: human takeover. Idempotent on Nexor's side."""
+        return await self._automation(lead_id, "stop", {"workflow_id": workflow_id}, "takeover", on_retry)
+
+    async def resume_automation(
+        self, lead_id: str, workflow_id: str, resume_cadence: bool, on_retry: OnRetry | None = None
+    ) -> Json:
+        """POST /leads/{id}/automation/resume. Idempotent on Nexor's side."""
+        body = {"workflow_id": workflow_id, "resume_cadence": resume_cadence}
+        return await self._automation(lead_id, "resume", body, "resume", on_retry)
+
+    async def _automation(self, lead_id: str, verb: str, body: Json, action: str, on_retry: OnRetry | None) -> Json:
+        effect = writing(
+            "Nexor found no active workflow run for this lead and workflow", AUTOMATION_CHECK,
+            action=action, idempotent=True, verify="check with get_automation_status",
+        )
+        request = Request("POST", f"leads/{lead_id}/automation/{verb}", effect, True, body=body)
+        try:
+            _, answer = await self.send(request, on_retry)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, action, "call get_automation_status to see the state", lead=False)
+        return _passed_through(answer)
+
+    async def record_meeting(self, meeting: Json, on_retry: OnRetry | None = None) -> Json:
+        """POST /meetings: a meeting booked outside Nexor. Retried only when Nexor can deduplicate it
+        (an external calendar provider and event id were given)."""
+        idempotent = bool(meeting.get("external_calendar_provider") and meeting.get("external_event_id"))
+        effect = writing(
+            f"No lead with id {meeting.get('lead_id')} exists in this Nexor account",
+            "Check the lead_id (create the lead first if it is new)",
+            action="meeting", idempotent=idempotent, verify="list the lead's meetings with get_lead_meetings",
+        )
+        try:
+            _, answer = await self.send(Request("POST", "meetings", effect, idempotent, body=meeting), on_retry)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, "meeting", "call get_lead_meetings to see it", lead=False)
+        return _passed_through(answer)
+
+    async def assign_workflow(
+        self, lead_id: str, workflow_id: str, reason: str | None, on_retry: OnRetry | None = None
+    ) -> Json:
+        """POST /leads/{id}/assign-workflow (camelCase body). Not idempotent: a second call reassigns."""
+        body: Json = {"workflowId": workflow_id}
+        if reason is not None:
+            body["reason"] = reason
+        effect = _lead_write(lead_id, "workflow assignment", idempotent=False, verify="read the lead with get_lead")
+        request = Request("POST", f"leads/{lead_id}/assign-workflow", effect, False, body=body)
+        try:
+            _, answer = await self.send(request, on_retry)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, "workflow assignment", LEAD_RUN_STEP, lead=False)
+        return _passed_through(answer)
+
+    async def set_lead_status(self, lead_id: str, body: Json, on_retry: OnRetry | None = None) -> Json:
+        """POST /leads/{id}/status. Setting the status it already has changes nothing: idempotent."""
+        effect = _lead_write(lead_id, "status change", idempotent=True, verify="read the lead with get_lead")
+        request = Request("POST", f"leads/{lead_id}/status", effect, True, body=body)
+        try:
+            _, answer = await self.send(request, on_retry)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, "status change", LEAD_RUN_STEP, lead=False)
+        return _passed_through(answer)
+
+    async def send_message(self, message: Json, on_retry: OnRetry | None = None) -> Json:
+        """POST /messages: contacts a real person. Never retried: a retry could send it twice."""
+        effect = writing(
+            f"No lead with id {message.get('lead_id')} (or no such workflow) exists in this Nexor account",
+            "Check lead_id and workflow_id",
+            action="message", idempotent=False, verify="read the conversation with get_lead_history",
+        )
+        try:
+            _, answer = await self.send(Request("POST", "messages", effect, False, body=message), on_retry)
+        except UnreadableAnswer as unreadable:
+            return accepted_unreadable(unreadable, "message", "call get_lead_history to see it", lead=False)
+        return _passed_through(answer)
+
+    # --- the exchange ----------------------------------------------------------------------------
 
     async def send(self, request: Request, on_retry: OnRetry | None = None) -> tuple[int, Json]:
         """Send with the retry policy; raises the last attempt's `NexorError`, counting attempts."""
@@ -315,14 +500,53 @@ def _lead_result(status: int, body: Json) -> Json:
     raise UnreadableAnswer(status, "has no lead in it")
 
 
-def accepted_unreadable(unreadable: UnreadableAnswer, change: str, read_tool: str) -> Json:
+def accepted_unreadable(unreadable: UnreadableAnswer, change: str, next_step: str, *, lead: bool = True) -> Json:
     """The outcome of a write that Nexor accepted (2xx) but whose answer could not be read."""
     message = (
         f"Nexor accepted the {change} (HTTP {unreadable.status}), so it was applied; but its answer "
-        f"{unreadable.what}, so the result cannot be shown. Do not send the same {change} again: "
-        f"call {read_tool} to see the current state."
+        f"{unreadable.what}, so the result cannot be shown. Do not send the same {change} again: {next_step}."
     )
-    return {"lead": None, "accepted": True, "message": message}
+    outcome: Json = {"accepted": True, "message": message}
+    return {"lead": None, **outcome} if lead else outcome
+
+
+LEAD_RUN_STEP = "call get_lead to see the lead's workflow run and status"
+CHECK_BASE_URL = "Check NEXOR_BASE_URL: it must point at Nexor's public API"
+AUTOMATION_CHECK = (
+    "Check lead_id and workflow_id (get_lead shows the lead's active workflow run); a lead in a "
+    "terminal status (expired, converted) has no active run"
+)
+
+
+def _lead_write(lead_id: str, action: str, *, idempotent: bool, verify: str) -> Effect:
+    return writing(
+        f"No lead with id {lead_id} exists in this Nexor account",
+        "Check the lead_id (it must be the lead's UUID from Nexor)",
+        action=action, idempotent=idempotent, verify=verify,
+    )
+
+
+def _list_in(status: int, body: Json, *keys: str) -> list[Any]:
+    """The list under the first of `keys` present; a null there is an empty list."""
+    for key in keys:
+        if key in body:
+            value = body[key]
+            if value is None:
+                return []
+            if isinstance(value, list):
+                return value
+            raise UnreadableAnswer(status, f"has {key} as a JSON {type(value).__name__}, not a list")
+    raise UnreadableAnswer(status, f"has no {keys[0]} list in it")
+
+
+def _optional_list(body: Json, key: str) -> list[Any]:
+    value = body.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _passed_through(body: Json) -> Json:
+    """An answer whose shape Nexor documents loosely: every field kept but the `success` flag."""
+    return {key: value for key, value in body.items() if key != "success"}
 
 
 def parse_retry_after(value: str | None) -> float | None:
