@@ -13,30 +13,56 @@ import sys
 from collections.abc import Sequence
 
 from nexor_mcp import __version__
-from nexor_mcp.config import LOG_LEVELS, ConfigError, Secret, Settings, load_settings
+from nexor_mcp.config import CONFIG_FILE_ENV, ENV_VARS, LOG_LEVELS, ConfigError, Secret, Settings, load_settings
 
 logger = logging.getLogger("nexor_mcp")
+
+EPILOG = f"""\
+environment variables (flags > environment > config file > defaults; empty counts as unset):
+  {ENV_VARS["api_key"]:<28}the Nexor API key (no flag on purpose: a flag shows in process lists)
+  {ENV_VARS["base_url"]:<28}same as --base-url
+  {ENV_VARS["timeout_seconds"]:<28}same as --timeout-seconds
+  {ENV_VARS["max_retries"]:<28}same as --max-retries
+  {ENV_VARS["retry_budget_seconds"]:<28}same as --retry-budget-seconds
+  {ENV_VARS["log_level"]:<28}same as --log-level
+  {CONFIG_FILE_ENV:<28}same as --config
+
+commands:
+  nexor-mcp sandbox             serve the sandbox API alone (try it with curl)
+  nexor-mcp demo                show an agent using the server against the sandbox
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nexor-mcp",
         description="MCP server (stdio) for reading and updating Nexor leads.",
-        epilog="Commands: 'nexor-mcp sandbox' serves the sandbox API alone; "
-        "'nexor-mcp demo' shows an agent using the server against the sandbox.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nexor-mcp {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="JSON config file (default: $NEXOR_MCP_CONFIG)")
-    parser.add_argument("--base-url", help="Nexor API base URL (default: $NEXOR_BASE_URL or the public API)")
-    parser.add_argument("--timeout-seconds", type=float, help="per-request timeout (default 30)")
+    parser.add_argument("--config", metavar="PATH", help=f"JSON config file (env {CONFIG_FILE_ENV})")
     parser.add_argument(
-        "--max-retries", type=int, help="retries after a connection error or HTTP 429/500/502/503/504 (default 2)"
+        "--base-url", help=f"Nexor API base URL (env {ENV_VARS['base_url']}; default: the public API)"
+    )
+    parser.add_argument(
+        "--timeout-seconds", type=float,
+        help=f"per-request timeout (env {ENV_VARS['timeout_seconds']}; default 30)",
+    )
+    parser.add_argument(
+        "--max-retries", type=int,
+        help=f"retries after a connection error or HTTP 429/500/502/503/504 (env {ENV_VARS['max_retries']}; "
+        "default 2)",
     )
     parser.add_argument(
         "--retry-budget-seconds", type=float,
-        help="a call is not retried when the wait would end more than this many seconds after it began (default 20)",
+        help="a call is not retried when the wait would end more than this many seconds after it began "
+        f"(env {ENV_VARS['retry_budget_seconds']}; default 20)",
     )
-    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="stderr log level (default INFO)")
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS,
+        help=f"stderr log level (env {ENV_VARS['log_level']}; default INFO)",
+    )
     parser.add_argument(
         "--sandbox", action="store_true",
         help="talk to an embedded sandbox of the Nexor API with demo leads (no key needed)",
@@ -44,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{sandbox,demo}")
     sandbox = commands.add_parser("sandbox", help="serve the sandbox Nexor API alone, for trying things out")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    sandbox.add_argument("--port", default="8765", help="port, 0 to 65535 (default 8765; 0 picks a free one)")
     commands.add_parser("demo", help="run an agent session against the sandbox and print what it sees")
     return parser
 
@@ -73,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, *, sandbox: bool) -> int:
-    from nexor_mcp.logs import configure_logging
+    from nexor_mcp.logs import configure_logging, stop_logging
 
     server = None
     if sandbox:
@@ -107,23 +133,38 @@ def _serve(settings: Settings, *, sandbox: bool) -> int:
     finally:
         if server is not None:
             server.stop()
+        stop_logging()
     return 0
 
 
-def _run_sandbox(host: str, port: int) -> int:
+def _port(text: str) -> int | None:
+    try:
+        port = int(text.strip())
+    except ValueError:
+        return None
+    return port if 0 <= port <= 65535 else None
+
+
+def _run_sandbox(host: str, port_text: str) -> int:
+    port = _port(port_text)
+    if port is None:
+        print(f"nexor-mcp sandbox: --port must be a whole number from 0 to 65535, got {port_text!r}", file=sys.stderr)
+        return 2
     from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY, SandboxServer
 
     server = SandboxServer(host=host, port=port)
     try:
         base_url = server.start()
-    except OSError as exc:
-        print(f"nexor-mcp sandbox: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+    except (OSError, OverflowError, ValueError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        print(f"nexor-mcp sandbox: cannot listen on {host!r} port {port}: {reason}", file=sys.stderr)
         return 2
     print(f"Nexor sandbox API listening on {base_url}")
-    print(f"API key: {SANDBOX_API_KEY}")
+    print(f"API key: {SANDBOX_API_KEY} (send it in the X-API-Key header)")
     print("Demo lead ids:")
     for lead_id in DEMO_LEAD_IDS:
         print(f"  {lead_id}")
+    print(f"Try it: curl -H 'X-API-Key: {SANDBOX_API_KEY}' {base_url}/leads/{DEMO_LEAD_IDS[0]}")
     print(f"Point the server at it: NEXOR_BASE_URL={base_url} NEXOR_API_KEY={SANDBOX_API_KEY} nexor-mcp")
     print("Press Ctrl+C to stop.", flush=True)
     try:

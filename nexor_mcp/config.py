@@ -6,9 +6,12 @@ so that no repr, log line or error can show it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
+import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,9 @@ ENV_VARS = {
     "log_level": "NEXOR_LOG_LEVEL",
 }
 CONFIG_FILE_ENV = "NEXOR_MCP_CONFIG"
+MAX_CONFIG_BYTES = 1024 * 1024
+# Keys people paste from config.example.json or the README without replacing them.
+PLACEHOLDER_KEYS = ("nxr_live_replace_with_your_key", "nxr_live_...")
 
 
 class ConfigError(Exception):
@@ -81,23 +87,23 @@ def load_settings(
     """Merge the sources in precedence order and validate every value."""
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
+    warnings: list[str] = []
     path = config_path or environ.get(CONFIG_FILE_ENV)
     if path:
-        raw.update(_read_config_file(path))
+        raw.update(_read_config_file(path, warnings))
     for key, var in ENV_VARS.items():
         if environ.get(var, "").strip():
             raw[key] = environ[var].strip()
     for key, value in (flags or {}).items():
         if value is not None:
             raw[key] = value
-    return _build(raw)
+    return _build(raw, warnings)
 
 
-def _read_config_file(path: str) -> dict[str, Any]:
+def _read_config_file(path: str, warnings: list[str]) -> dict[str, Any]:
+    mode, data_bytes = _read_small_regular_file(path)
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        text = data_bytes.decode("utf-8-sig")  # a BOM, as some Windows editors write, is fine
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
@@ -111,11 +117,45 @@ def _read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(
             f"config file {path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(ENV_VARS)}"
         )
+    if data.get("api_key") and sys.platform != "win32" and mode & 0o077:
+        warnings.append(
+            f"config file {path} holds the API key but other users can access it "
+            f"(mode {stat.S_IMODE(mode):o}); make it private with: chmod 600 {path}"
+        )
     return {key: value for key, value in data.items() if value is not None}
 
 
-def _build(raw: Mapping[str, Any]) -> Settings:
-    warnings: list[str] = []
+def _read_small_regular_file(path: str) -> tuple[int, bytes]:
+    """The file's mode and bytes. Opened non-blocking and checked before reading, so a FIFO, a
+    device such as /dev/zero, a directory or a huge file fails at once instead of hanging start-up
+    or filling memory."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(Path(path).expanduser(), flags)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"config file {path} is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is larger than 1 MB ({info.st_size} bytes); is it the right file?")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_CONFIG_BYTES:  # it grew after the check
+                raise ConfigError(f"config file {path} is larger than 1 MB; is it the right file?")
+        return info.st_mode, b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _build(raw: Mapping[str, Any], warnings: list[str] | None = None) -> Settings:
+    warnings = [] if warnings is None else warnings
     api_key: Secret | None = None
     if "api_key" in raw:
         key = raw["api_key"]
@@ -124,6 +164,11 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         key = key.strip()
         if key and not (key.isascii() and key.isprintable()):
             raise ConfigError("api_key must be printable ASCII (check it was copied whole from the dashboard)")
+        if key in PLACEHOLDER_KEYS:
+            raise ConfigError(
+                f"api_key is still the placeholder {key!r} from the example; put your real key from the "
+                "Nexor dashboard (profile → Integrations) in its place"
+            )
         if key:
             api_key = Secret(key)
             if not key.startswith(KEY_PREFIX):
@@ -131,9 +176,17 @@ def _build(raw: Mapping[str, Any]) -> Settings:
                     f"the API key does not start with {KEY_PREFIX!r}; Nexor keys normally do "
                     "(check it was copied whole from the dashboard)"
                 )
+    base_url = _base_url(raw.get("base_url", DEFAULT_BASE_URL))
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if parts.scheme == "http" and not _is_loopback(host):
+        warnings.append(
+            f"base_url uses plain http:// to {host}, which is not this machine: the API key and the "
+            "lead data would travel unencrypted; use https://"
+        )
     return Settings(
         api_key=api_key,
-        base_url=_base_url(raw.get("base_url", DEFAULT_BASE_URL)),
+        base_url=base_url,
         timeout_seconds=_positive_number(raw, "timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
         max_retries=_retries(raw.get("max_retries", DEFAULT_MAX_RETRIES)),
         retry_budget_seconds=_positive_number(raw, "retry_budget_seconds", DEFAULT_RETRY_BUDGET_SECONDS),
@@ -156,7 +209,18 @@ def _base_url(value: Any) -> str:
         raise ConfigError(problem)
     if parts.username or parts.password:
         raise ConfigError("base_url must not contain credentials; set the key with NEXOR_API_KEY")
+    if "?" in url or "#" in url:  # not echoed: a query may hold a token
+        raise ConfigError(f"base_url must not have a query (?...) or fragment (#...), e.g. {DEFAULT_BASE_URL}")
     return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _positive_number(raw: Mapping[str, Any], key: str, default: float) -> float:

@@ -21,8 +21,15 @@ from nexor_mcp.sandbox import DEMO_LEAD_IDS
 LEAD = DEMO_LEAD_IDS[0]
 
 
+class _StdoutClosed(Exception):
+    """Whoever reads our stdout stopped, as in `nexor-mcp demo | head -3`: not a failure."""
+
+
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: stdout was closed in-process
+        raise _StdoutClosed from None
 
 
 def _show_call(tool: str, arguments: dict[str, Any]) -> None:
@@ -32,11 +39,13 @@ def _show_call(tool: str, arguments: dict[str, Any]) -> None:
 def _show_result(result: CallToolResult) -> None:
     text = "".join(block.text for block in result.content if block.type == "text")
     if result.is_error:
-        _say("  ← isError: true. The agent reads:")
+        _say("  ← isError: true. The agent reads this text content block:")
         _say(textwrap.indent(text, "      "))
         return
-    _say(f"  ← the agent reads {len(text)} characters of compact JSON; here indented for you:")
-    _say(textwrap.indent(json.dumps(result.structured_content, indent=2, ensure_ascii=False), "      "))
+    _say(f"  ← the agent reads this text content block ({len(text)} characters of compact JSON):")
+    _say(textwrap.indent(text, "      "))
+    _say("    The same JSON, indented here for you to read:")
+    _say(textwrap.indent(json.dumps(json.loads(text), indent=2, ensure_ascii=False), "      "))
 
 
 async def _session() -> None:
@@ -79,10 +88,34 @@ async def _session() -> None:
         _say("Next: add the server to your MCP client (see README, 'Use it from your MCP client').")
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside task-group wrappers, with what they interrupted (their context)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    found = [exc]
+    if exc.__context__ is not None and exc.__context__ is not exc:
+        found.extend(_leaves(exc.__context__))
+    return found
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the flush at exit does not fail on the closed pipe."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
+
+
 def run_demo() -> int:
     try:
         anyio.run(_session)
     except Exception as exc:  # a demo should end with one readable line, not a traceback
-        print(f"nexor-mcp demo failed: {exc}", file=sys.stderr)
+        leaves = _leaves(exc)
+        if any(isinstance(leaf, _StdoutClosed) for leaf in leaves):
+            _silence_stdout()
+            return 0
+        print(f"nexor-mcp demo failed: {str(leaves[0]) or type(leaves[0]).__name__}", file=sys.stderr)
         return 1
     return 0

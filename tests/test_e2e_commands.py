@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx2
 import pytest
 
+from nexor_mcp.config import CONFIG_FILE_ENV, ENV_VARS
 from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY
 
 
@@ -21,12 +22,65 @@ def test_demo_shows_a_read_an_update_with_merge_and_a_rejection() -> None:
     out = completed.stdout
     assert "update_lead (writes): lead_id, first_name" in out
     assert "Ana Rojas, Head of Sales at Acme SpA" in out
-    assert '"title": "VP Sales"' in out
-    assert '"phone": null' in out
-    # the merge kept the old keys and added the new one
-    assert '"edad": 34,\n            "utm_source": "google",\n            "budget": 5000' in out
-    assert "isError: true" in out
+    # the text content block itself, as the agent reads it: compact JSON, then an indented copy
+    shown = out.split("the agent reads this text content block (", 1)[1]
+    label, text = shown.split("\n", 2)[:2]
+    assert label == f"{len(text.strip())} characters of compact JSON):"
+    lead = json.loads(text)
+    assert (lead["title"], lead["phone"]) == ("VP Sales", None)
+    assert lead["metadata"] == {"edad": 34, "utm_source": "google", "budget": 5000}  # merged, not replaced
+    assert text.strip().startswith('{"id":"') and '"metadata":{"edad":34,"utm_source":"google","budget":5000}' in text
+    assert "The same JSON, indented here for you to read:" in out
+    assert '"edad": 34,\n          "utm_source": "google",\n          "budget": 5000' in out
+    assert "isError: true. The agent reads this text content block:" in out
     assert "custom fields go inside metadata" in out
+
+
+def test_demo_into_a_closed_pipe_exits_quietly() -> None:
+    """`nexor-mcp demo | head -0`: the reader is gone before the first line is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "nexor_mcp", "demo"], stdout=write_end, stderr=subprocess.PIPE,
+            text=True, timeout=60, check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert completed.returncode == 0
+    assert completed.stderr == ""
+
+
+def test_help_names_every_environment_variable() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "nexor_mcp", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    for var in (*ENV_VARS.values(), CONFIG_FILE_ENV):
+        assert var in completed.stdout, var
+    assert "NEXOR_API_KEY               the Nexor API key" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fact"),
+    [
+        (["--port", "-1"], "--port must be a whole number from 0 to 65535, got '-1'"),
+        (["--port", "65536"], "--port must be a whole number from 0 to 65535, got '65536'"),
+        (["--port", "http"], "--port must be a whole number from 0 to 65535, got 'http'"),
+        (["--host", "999.1.1.1", "--port", "0"], "cannot listen on '999.1.1.1' port 0: "),
+        (["--host", "::1", "--port", "0"], "cannot listen on '::1' port 0: "),
+        (["--host", "bad\x01host", "--port", "0"], "cannot listen on 'bad\\x01host' port 0: "),
+    ],
+)
+def test_sandbox_with_a_bad_port_or_host_fails_with_one_line(args: list[str], fact: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "nexor_mcp", "sandbox", *args], capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr.startswith("nexor-mcp sandbox: "), completed.stderr
+    assert len(completed.stderr.splitlines()) == 1, completed.stderr
+    assert fact in completed.stderr
 
 
 def test_sandbox_command_serves_the_api_and_prints_how_to_use_it() -> None:
@@ -39,9 +93,10 @@ def test_sandbox_command_serves_the_api_and_prints_how_to_use_it() -> None:
         first = process.stdout.readline()
         assert first.startswith("Nexor sandbox API listening on http://127.0.0.1:")
         base_url = first.split(" on ", 1)[1].strip()
-        banner = "".join(process.stdout.readline() for _ in range(6))
-        assert SANDBOX_API_KEY in banner
+        banner = "".join(process.stdout.readline() for _ in range(7))
+        assert f"API key: {SANDBOX_API_KEY} (send it in the X-API-Key header)" in banner
         assert all(lead_id in banner for lead_id in DEMO_LEAD_IDS)
+        assert f"curl -H 'X-API-Key: {SANDBOX_API_KEY}' {base_url}/leads/{DEMO_LEAD_IDS[0]}" in banner
         with httpx2.Client(base_url=base_url + "/", headers={"X-API-Key": SANDBOX_API_KEY}) as http:
             got = http.get(f"leads/{DEMO_LEAD_IDS[1]}")
             assert got.status_code == 200
@@ -58,17 +113,3 @@ def test_sandbox_command_serves_the_api_and_prints_how_to_use_it() -> None:
             process.stdout.close()
         if process.stderr:
             process.stderr.close()
-
-
-@pytest.mark.parametrize(("stdin_kind", "transport"), [("pipe", "_fast_stdio"), ("file", "stdio_server")])
-def test_the_transport_is_chosen_by_what_stdin_is(tmp_path: Path, stdin_kind: str, transport: str) -> None:
-    """The fast transport needs a pipe; stdin redirected from a regular file gets the SDK's own."""
-    probe = "from nexor_mcp.stdio import serve_streams; print(serve_streams().gen.__name__)"
-    source = tmp_path / "stdin.txt"
-    source.write_text("", encoding="utf-8")
-    with source.open("rb") as file:
-        completed = subprocess.run(
-            [sys.executable, "-c", probe], stdin=file if stdin_kind == "file" else subprocess.PIPE,
-            capture_output=True, text=True, timeout=60, check=True,
-        )
-    assert completed.stdout.strip() == transport

@@ -4,6 +4,7 @@ and start-up failures. Each test starts its own server process with its own envi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,66 @@ def test_bad_config_file_contents(tmp_path: Path) -> None:
         assert completed.returncode == 2
         assert completed.stdout == ""
         assert fact in completed.stderr
+
+
+def start_and_fail(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the server expecting a start-up failure; the timeout bounds a hang (a blocking open)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nexor_mcp", *args], env={"PATH": "/usr/bin:/bin", **(env or {})},
+        input="", capture_output=True, text=True, timeout=30, check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "directory", "over 1 MB", "placeholder key", "query"])
+def test_unusable_config_fails_at_start_with_one_line_and_never_hangs(tmp_path: Path, kind: str) -> None:
+    args: list[str] = []
+    env: dict[str, str] = {}
+    if kind == "fifo":
+        fifo = tmp_path / "config.fifo"
+        os.mkfifo(fifo)
+        args, fact = ["--config", str(fifo)], f"config file {fifo} is not a regular file"
+    elif kind == "/dev/zero":
+        args, fact = ["--config", "/dev/zero"], "config file /dev/zero is not a regular file"
+    elif kind == "directory":
+        args, fact = ["--config", str(tmp_path)], f"config file {tmp_path} is not a regular file"
+    elif kind == "over 1 MB":
+        big = tmp_path / "big.json"
+        big.write_text("{}" + " " * 2_000_000, encoding="utf-8")
+        args, fact = ["--config", str(big)], f"config file {big} is larger than 1 MB"
+    elif kind == "placeholder key":
+        example = json.loads((Path(__file__).parent.parent / "config.example.json").read_text(encoding="utf-8"))
+        args = ["--config", write_config(tmp_path, **example)]
+        fact = "api_key is still the placeholder 'nxr_live_replace_with_your_key' from the example; put your real key"
+    else:
+        env, fact = {"NEXOR_BASE_URL": "https://api.example.test/api?token=abc"}, "must not have a query"
+    completed = start_and_fail(args, env)
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("nexor-mcp: configuration error: ")
+    assert fact in lines[0]
+    assert "token=abc" not in completed.stderr
+
+
+async def test_start_warns_about_plain_http_and_a_key_file_others_can_read(tmp_path: Path) -> None:
+    config = write_config(tmp_path, api_key=TEST_KEY)
+    os.chmod(config, 0o644)
+    env = {"NEXOR_BASE_URL": "http://nexor.example.test/api/public", "NEXOR_MCP_CONFIG": config}
+    async with spawn_server(env) as process:
+        await process.session.list_tools()
+        stderr = process.stderr_text()
+    assert "WARNING nexor_mcp: base_url uses plain http:// to nexor.example.test" in stderr
+    assert f"WARNING nexor_mcp: config file {config} holds the API key but other users can access it" in stderr
+    assert "chmod 600" in stderr
+    assert TEST_KEY not in stderr
+
+
+async def test_a_config_file_with_a_bom_works(sandbox_server: SandboxServer, api: SandboxApi, tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"api_key": TEST_KEY, "base_url": sandbox_server.base_url}).encode())
+    path.chmod(0o600)
+    async with spawn_server({}, ("--config", str(path))) as process:
+        result = await process.call("get_lead", {"lead_id": ANA})
+        assert not result.is_error, text_of(result)
+    assert len(api.requests) == 1

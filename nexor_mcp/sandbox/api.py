@@ -3,8 +3,9 @@
 It follows `nexor-api.md`: `X-API-Key` auth with the documented 401 bodies, GET/PATCH/PUT
 `/leads/{id}` and POST `/leads`, shallow metadata merge, replacement of other fields, the
 nullability rules and `updated_at`. It is strict where the real API is undocumented (unknown
-fields are a 400), so a client that sends more than it should is caught. It records every request
-and can be told to misbehave (`inject`), which is what the tests and the benchmark use.
+fields are a 400), so a client that sends more than it should is caught. It records the latest
+requests (bounded, see `RequestLog`) and can be told to misbehave (`inject`), which is what the
+tests and the benchmark use.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 SANDBOX_API_KEY = "nxr_live_sandbox_demo_key"
 PREFIX = "/api/public"
@@ -75,9 +76,15 @@ def _seed() -> dict[str, dict[str, Any]]:
     return {lead["id"]: {**lead, "created_at": created, "updated_at": created} for lead in leads}
 
 
+MAX_RECORDED_REQUESTS = 1_000
+MAX_RECORDED_BODY = 256 * 1024
+MAX_RECORDED_BYTES = 32 * 1024 * 1024
+
+
 @dataclass
 class RecordedRequest:
-    """One request as the sandbox received it."""
+    """One request as the sandbox received it; `body` is at most `MAX_RECORDED_BODY` bytes of it,
+    `size` the true length."""
 
     method: str
     path: str
@@ -85,10 +92,92 @@ class RecordedRequest:
     body: bytes
     client_port: int
     at: float = field(default_factory=time.monotonic)
+    size: int = -1
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self.body)
+
+    @classmethod
+    def capture(cls, method: str, path: str, headers: dict[str, str], body: bytes, client_port: int) -> RecordedRequest:
+        return cls(method, path, headers, body[:MAX_RECORDED_BODY], client_port, size=len(body))
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.body)
 
     @property
     def json(self) -> Any:
+        if self.truncated:
+            raise ValueError(f"only {len(self.body)} of this request's {self.size} body bytes were kept")
         return json.loads(self.body) if self.body else None
+
+
+class RequestLog:
+    """The latest requests, list-like (len, index, slice, iterate, compare with a list).
+
+    Bounded so a long session cannot grow the sandbox without limit: at most `MAX_RECORDED_REQUESTS`
+    requests and `MAX_RECORDED_BYTES` of kept bodies, oldest dropped first. `total` and
+    `connections()` count every request since the last reset, dropped or not."""
+
+    def __init__(
+        self, max_requests: int = MAX_RECORDED_REQUESTS, max_bytes: int = MAX_RECORDED_BYTES
+    ) -> None:
+        self._items: deque[RecordedRequest] = deque()
+        self._max_requests = max_requests
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._ports: set[int] = set()
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def append(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._items.append(request)
+            self._bytes += len(request.body)
+            self._ports.add(request.client_port)
+            self.total += 1
+            while len(self._items) > self._max_requests or (self._bytes > self._max_bytes and len(self._items) > 1):
+                self._bytes -= len(self._items.popleft().body)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._ports.clear()
+            self._bytes = 0
+            self.total = 0
+
+    def connections(self) -> int:
+        return len(self._ports)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[RecordedRequest]:
+        with self._lock:
+            return iter(list(self._items))
+
+    @overload
+    def __getitem__(self, index: int) -> RecordedRequest: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordedRequest]: ...
+
+    def __getitem__(self, index: int | slice) -> RecordedRequest | list[RecordedRequest]:
+        with self._lock:
+            return list(self._items)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RequestLog):
+            return list(self) == list(other)
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RequestLog({list(self)!r}, total={self.total})"
 
 
 @dataclass
@@ -112,7 +201,7 @@ class SandboxApi:
     def __init__(self, api_key: str | None = SANDBOX_API_KEY, latency: float = 0.0) -> None:
         self.api_key = api_key
         self.latency = latency
-        self.requests: list[RecordedRequest] = []
+        self.requests = RequestLog()
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self.leads = _seed()
@@ -130,8 +219,8 @@ class SandboxApi:
             self._faults.extend([fault] * times)
 
     def connections(self) -> int:
-        """How many distinct client connections the recorded requests came on."""
-        return len({request.client_port for request in self.requests})
+        """How many distinct client connections (client ports) requests came on since the reset."""
+        return self.requests.connections()
 
     def add_lead(self, **fields: Any) -> str:
         """Add a lead directly (for tests); returns its id."""
@@ -164,7 +253,7 @@ class SandboxApi:
             status, payload = self._control(method, path, body)
             await _respond(send, status, json.dumps(payload).encode(), {})
             return
-        self.requests.append(RecordedRequest(method, path, headers, body, client[1]))
+        self.requests.append(RecordedRequest.capture(method, path, headers, body, client[1]))
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
         if self.latency:
@@ -179,7 +268,7 @@ class SandboxApi:
         """Out-of-band controls for a sandbox in another process (the benchmark uses them)."""
         action = path[len(CONTROL_PREFIX):]
         if method == "GET" and action == "stats":
-            return 200, {"requests": len(self.requests), "connections": self.connections()}
+            return 200, {"requests": self.requests.total, "connections": self.connections()}
         if method == "POST" and action == "reset":
             self.reset()
             return 200, {"reset": True}

@@ -1,0 +1,45 @@
+"""Install nexor-mcp with its test extras into a virtual environment and run the test suite.
+
+    python3 scripts/test.py [pytest arguments]
+
+Inside an active virtual environment it installs into that one; otherwise it creates (once) and
+uses `.venv` in the repository. Then it runs `python -m pytest -q` with any extra arguments. It
+needs nothing but Python 3.11+, so a fresh clone reaches passing tests with this one command.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _venv_python() -> str:
+    if sys.prefix != sys.base_prefix:  # already inside a virtual environment
+        return sys.executable
+    home = ROOT / ".venv"
+    python = home / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not python.exists():
+        print(f"creating {home}", flush=True)
+        venv.create(home, with_pip=True)
+    return str(python)
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - python3 may be older than the project needs
+        print(f"nexor-mcp needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
+        return 2
+    python = _venv_python()
+    install = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[test]"]
+    if subprocess.run(install, cwd=ROOT, check=False).returncode != 0:
+        print("installing nexor-mcp with its test extras failed (see pip's output above)", file=sys.stderr)
+        return 1
+    return subprocess.run([python, "-m", "pytest", "-q", *argv], cwd=ROOT, check=False).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
