@@ -25,6 +25,8 @@ environment variables (flags > environment > config file > defaults; empty count
   {ENV_VARS["max_retries"]:<28}same as --max-retries
   {ENV_VARS["retry_budget_seconds"]:<28}same as --retry-budget-seconds
   {ENV_VARS["log_level"]:<28}same as --log-level
+  {ENV_VARS["tools"]:<28}same as --tools
+  {ENV_VARS["read_only"]:<28}same as --read-only (1/true/yes)
   {CONFIG_FILE_ENV:<28}same as --config
 
 commands:
@@ -64,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
         help=f"stderr log level (env {ENV_VARS['log_level']}; default INFO)",
     )
     parser.add_argument(
+        "--tools", metavar="LIST",
+        help=f"comma list of tool groups (read, write, automation, outreach) and tool names to enable "
+        f"(env {ENV_VARS['tools']}; default read,write)",
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", default=None,
+        help=f"enable only the read tools, whatever else is asked for (env {ENV_VARS['read_only']})",
+    )
+    parser.add_argument(
         "--sandbox", action="store_true",
         help="talk to an embedded sandbox of the Nexor API with demo leads (no key needed)",
     )
@@ -89,13 +100,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_retries": args.max_retries,
         "retry_budget_seconds": args.retry_budget_seconds,
         "log_level": args.log_level,
+        "tools": args.tools,
+        "read_only": args.read_only,
     }
     try:
         settings = load_settings(flags, config_path=args.config)
+        _check_tools(settings)
     except ConfigError as exc:
         print(f"nexor-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
     return _serve(settings, sandbox=args.sandbox)
+
+
+def _check_tools(settings: Settings) -> None:
+    """Unknown tool or group names fail at start, with the valid ones listed."""
+    from nexor_mcp.tools import UnknownToolName, select_tools
+
+    try:
+        select_tools(settings.tools, read_only=settings.read_only)
+    except UnknownToolName as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _serve(settings: Settings, *, sandbox: bool) -> int:

@@ -34,7 +34,10 @@ ENV_VARS = {
     "max_retries": "NEXOR_MAX_RETRIES",
     "retry_budget_seconds": "NEXOR_RETRY_BUDGET_SECONDS",
     "log_level": "NEXOR_LOG_LEVEL",
+    "tools": "NEXOR_TOOLS",
+    "read_only": "NEXOR_READ_ONLY",
 }
+DEFAULT_TOOLS = ("read", "write")
 CONFIG_FILE_ENV = "NEXOR_MCP_CONFIG"
 MAX_CONFIG_BYTES = 1024 * 1024
 # Keys people paste from config.example.json or the README without replacing them.
@@ -76,6 +79,9 @@ class Settings:
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
     log_level: str = DEFAULT_LOG_LEVEL
+    tools: tuple[str, ...] = DEFAULT_TOOLS
+    """Groups and tool names to enable; checked against the tool catalogue when the server starts."""
+    read_only: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -191,8 +197,35 @@ def _build(raw: Mapping[str, Any], warnings: list[str] | None = None) -> Setting
         max_retries=_retries(raw.get("max_retries", DEFAULT_MAX_RETRIES)),
         retry_budget_seconds=_positive_number(raw, "retry_budget_seconds", DEFAULT_RETRY_BUDGET_SECONDS),
         log_level=_log_level(raw.get("log_level", DEFAULT_LOG_LEVEL)),
+        tools=_tool_names(raw.get("tools", DEFAULT_TOOLS)),
+        read_only=_flag(raw.get("read_only", False), "read_only"),
         warnings=tuple(warnings),
     )
+
+
+def _tool_names(value: Any) -> tuple[str, ...]:
+    """A comma list (flag, environment) or an array of strings (config file)."""
+    if isinstance(value, str):
+        names = [name.strip() for name in value.split(",")]
+    elif isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
+        names = [name.strip() for name in value]
+    else:
+        raise ConfigError(f'tools must be a comma list like "read,write" or an array of names, got {value!r}')
+    names = [name for name in names if name]
+    if not names:
+        raise ConfigError('tools is empty; name at least one group or tool, e.g. "read"')
+    return tuple(dict.fromkeys(names))
+
+
+def _flag(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key} must be true or false (1/0, yes/no), got {value!r}")
 
 
 def _base_url(value: Any) -> str:

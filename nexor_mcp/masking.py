@@ -47,6 +47,21 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+def may_need_masking(text: str, secrets: tuple[str, ...]) -> bool:
+    """Whether `text` (a JSON rendering) could hold a lone surrogate or a maskable run of a secret.
+
+    A cheap scan of one string, so that the walk over every value (`clean_json`) runs only when
+    it can change something.
+    """
+    if _LONE_SURROGATE.search(text):
+        return True
+    for secret in secrets:
+        # A key with a quote or backslash would be escaped in JSON text: walk to be sure.
+        if secret and (secret[: _shortest_secret_prefix(secret)] in text or '"' in secret or "\\" in secret):
+            return True
+    return False
+
+
 def clean_text(text: str) -> str:
     """Lone UTF-16 surrogates (half an emoji, from a `\\ud83d` escape) become U+FFFD: they cannot
     be encoded as UTF-8, so one of them would otherwise make the whole result unsendable."""

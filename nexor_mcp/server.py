@@ -1,7 +1,8 @@
-"""The thin MCP layer: lists the tools, validates arguments, calls `NexorClient`, shapes results.
+"""The thin MCP layer: lists the enabled tools, runs a call through its declaration, shapes results.
 
-Built on the SDK's low-level `Server`, which hands us the raw `arguments` dict: that is what lets
-an omitted field, an explicit `null` and the text `"null"` stay three different things.
+Transport-independent: `build_server` gives one SDK `Server` that stdio (and any other transport)
+runs. Built on the SDK's low-level `Server`, which hands us the raw `arguments` dict: that is what
+lets an omitted field, an explicit `null` and the text `"null"` stay three different things.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -23,19 +23,14 @@ from mcp.types import (
 )
 
 from nexor_mcp import __version__
-from nexor_mcp.client import NexorClient, OnRetry
+from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import NexorError
-from nexor_mcp.masking import clean_json, clean_text, redact
-from nexor_mcp.tools import TOOLS
-from nexor_mcp.validation import InvalidArguments, parse_get_arguments, parse_update_arguments, shown_name
+from nexor_mcp.masking import clean_json, clean_text, may_need_masking, redact
+from nexor_mcp.tools import ALL_TOOLS, TOOLS_BY_NAME, ToolSpec, select_tools
+from nexor_mcp.tools.arguments import InvalidArguments, shown_name
 
 logger = logging.getLogger(__name__)
-
-ToolHandler = Callable[[Mapping[str, Any] | None, OnRetry | None], Awaitable[dict[str, Any]]]
-
-
-READ_ONLY_TOOLS = frozenset(tool.name for tool in TOOLS if tool.annotations and tool.annotations.read_only_hint)
 
 
 def compact_json(value: Any) -> str:
@@ -50,13 +45,16 @@ def success_result(structured: dict[str, Any], secrets: tuple[str, ...]) -> Call
     """The result of a call that worked: every string cleaned and masked, then the text derived
     from exactly that, and proven encodable here, inside the call, rather than in the transport
     where a failure would end the session."""
-    structured = clean_json(structured, secrets)
-    if structured.get("lead") is None and isinstance(structured.get("message"), str):
+    whole = compact_json(structured)
+    if may_need_masking(whole, secrets):  # else nothing to clean: skip the walk (large metadata)
+        structured = clean_json(structured, secrets)
+        whole = compact_json(structured)
+    if structured.get("accepted") is True and isinstance(structured.get("message"), str):
         text = structured["message"]  # an accepted write whose answer was unreadable: say it in words
-    elif len(structured) == 1:
+    elif list(structured) == ["lead"]:
         text = compact_json(structured["lead"])  # the bare lead when that is all there is
     else:
-        text = compact_json(structured)
+        text = whole
     text.encode("utf-8")
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
@@ -65,45 +63,44 @@ def error_result(text: str, secrets: tuple[str, ...] = ()) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=redact(clean_text(text), secrets))], is_error=True)
 
 
-def internal_error_text(tool: str) -> str:
+def internal_error_text(spec: ToolSpec[Any]) -> str:
     outcome = (
         "Nothing was changed (this tool only reads); try again."
-        if tool in READ_ONLY_TOOLS
-        else "The lead may or may not have been changed; read it with get_lead."
+        if spec.read_only
+        else "It may or may not have taken effect; check with a read tool before repeating it."
     )
-    return f"{tool} failed because of an internal error in nexor-mcp (details are in the server log). {outcome}"
+    return f"{spec.name} failed because of an internal error in nexor-mcp (details are in the server log). {outcome}"
 
 
-class LeadTools:
-    """The tool implementations, independent of the MCP plumbing."""
-
-    def __init__(self, client: NexorClient) -> None:
-        self.client = client
-
-    async def get_lead(self, arguments: Mapping[str, Any] | None, on_retry: OnRetry | None) -> dict[str, Any]:
-        lead_id = parse_get_arguments(arguments)
-        return await self.client.get_lead(lead_id, on_retry)
-
-    async def update_lead(self, arguments: Mapping[str, Any] | None, on_retry: OnRetry | None) -> dict[str, Any]:
-        update = parse_update_arguments(arguments)
-        return await self.client.update_lead(update.lead_id, update.body, on_retry)
+def not_enabled_text(name: str, settings: Settings) -> str:
+    spec = TOOLS_BY_NAME[name]
+    if settings.read_only:
+        how = "the server runs read-only (NEXOR_READ_ONLY / --read-only); only the user can change that"
+    else:
+        how = (
+            f"it is in the {spec.group.value} group, which is not enabled; the user can add "
+            f"{spec.group.value!r} (or {name!r}) to NEXOR_TOOLS / --tools / tools in the config file"
+        )
+    return f"{name} is not enabled on this server, so nothing was done: {how}."
 
 
 def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
-    """An MCP server exposing `get_lead` and `update_lead` over `client`."""
-    tools = LeadTools(client)
-    handlers: dict[str, ToolHandler] = {"get_lead": tools.get_lead, "update_lead": tools.update_lead}
+    """An MCP server exposing the tools `settings` enables, over `client`."""
+    enabled = {spec.name: spec for spec in select_tools(settings.tools, read_only=settings.read_only)}
     secrets = (settings.api_key.reveal(),) if settings.api_key else ()
-    listed = ListToolsResult(tools=list(TOOLS))
+    listed = ListToolsResult(tools=[spec.tool() for spec in enabled.values()])
 
     async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
         return listed
 
     async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
-        handler = handlers.get(params.name)
-        if handler is None:
+        spec = enabled.get(params.name)
+        if spec is None:
+            if params.name in TOOLS_BY_NAME:
+                logger.info("%s refused: not enabled", params.name)
+                return error_result(not_enabled_text(params.name, settings), secrets)
             return error_result(
-                f"Unknown tool {shown_name(params.name)!r}. This server has: {', '.join(handlers)}.", secrets
+                f"Unknown tool {shown_name(params.name)!r}. This server has: {', '.join(enabled)}.", secrets
             )
 
         async def report_retry(attempt: int, delay: float, reason: str) -> None:
@@ -114,7 +111,7 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
 
         started = time.perf_counter()
         try:
-            structured = await handler(params.arguments, report_retry)
+            structured = await spec.call(client, params.arguments, report_retry)
             result = success_result(structured, secrets)
         except anyio.get_cancelled_exc_class():
             logger.info("%s cancelled by the client", params.name)
@@ -129,7 +126,7 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
             # Whatever went wrong (a bug, or a result that could not be built), it is this call's
             # alone: the session and every other call go on.
             logger.exception("%s crashed", params.name)
-            return error_result(internal_error_text(params.name), secrets)
+            return error_result(internal_error_text(spec), secrets)
         logger.info("%s ok in %.1f ms", params.name, (time.perf_counter() - started) * 1000)
         return result
 
@@ -144,6 +141,9 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
     # time on every message, so it goes.
     server.middleware.clear()
     return server
+
+
+__all__ = ["ALL_TOOLS", "build_server", "compact_json", "error_result", "serve_stdio", "success_result"]
 
 
 async def serve_stdio(settings: Settings, client: NexorClient) -> None:

@@ -120,7 +120,7 @@ REJECTED: list[tuple[dict[str, Any], list[str]]] = [
     ({"lead_id": ANA}, ["nothing to update", "first_name"]),
     ({"lead_id": ANA, "budget": 5000}, ["budget", "inside metadata", '{"metadata": {"budget": 5000}}']),
     ({"lead_id": ANA, "firstName": "Ana"}, ["firstName", "did you mean first_name"]),
-    ({"lead_id": ANA, "workflow_id": CAMPAIGN}, ["workflow_id", "not changed by this tool"]),
+    ({"lead_id": ANA, "workflow_id": CAMPAIGN}, ["workflow_id", "changed with assign_workflow, not by this tool"]),
     ({"lead_id": ANA, "first_name": None}, ["first_name", "cannot be null"]),
     ({"lead_id": ANA, "source": None}, ["source", "cannot be null"]),
     ({"lead_id": ANA, "first_name": ""}, ["first_name", "cannot be empty"]),
@@ -264,5 +264,5 @@ async def test_get_lead_rejects_bad_arguments_without_a_request(
 async def test_unknown_tool_is_an_error_result(mcp: McpProcess, api: SandboxApi) -> None:
     result = await mcp.call("delete_lead", {"lead_id": ANA})
     assert result.is_error
-    assert "get_lead, update_lead" in text_of(result)
+    assert "This server has: get_lead, get_lead_history," in text_of(result)
     assert api.requests == []

@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.rpc import RawServer
-from nexor_mcp.fields import FIELDS_BY_NAME
 from nexor_mcp.sandbox import CAMPAIGNS, DEMO_LEAD_IDS, SandboxApi, SandboxServer
-from nexor_mcp.validation import is_blank, shown_name
+from nexor_mcp.tools.arguments import shown_name
+from nexor_mcp.tools.fields import is_blank
 from tests.conftest import TEST_KEY
+from tests.lead_arguments import UPDATABLE_FIELDS
 
 CASES = settings(
     max_examples=300,
@@ -101,7 +102,8 @@ def invalid_calls(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
         name = "campaign_id"
         arguments[name] = draw(st.text(min_size=1, max_size=40).filter(lambda s: not UUID.fullmatch(s)))
     elif kind == "unknown key":
-        name = draw(st.text(min_size=1, max_size=30).filter(lambda k: k not in FIELDS_BY_NAME and k != "lead_id"))
+        reserved = {*UPDATABLE_FIELDS, "lead_id", "clear"}
+        name = draw(st.text(min_size=1, max_size=30).filter(lambda k: k not in reserved))
         arguments[name] = draw(scalars)
     elif kind == "nested metadata":
         key = draw(text)

@@ -19,7 +19,8 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
 
 async def test_tools_list_matches_the_snapshot() -> None:
-    async with spawn_server({}) as process:
+    # Every tool, whatever group: what any configuration can show an agent is frozen here.
+    async with spawn_server({"NEXOR_TOOLS": "read,write,automation,outreach"}) as process:
         listed = await process.session.list_tools()
     seen = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listed.tools]
     rendered = json.dumps(seen, indent=2, ensure_ascii=False, sort_keys=True) + "\n"

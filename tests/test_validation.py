@@ -15,15 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexor_mcp.fields import FIELDS_BY_NAME, LEAD_FIELDS
-from nexor_mcp.validation import (
-    InvalidArguments,
+from nexor_mcp.tools.arguments import InvalidArguments, Problem, preview
+from nexor_mcp.tools.fields import is_blank
+from tests.lead_arguments import (
+    NULLABLE_FIELDS,
+    UPDATABLE_FIELDS,
     LeadUpdate,
-    Problem,
-    is_blank,
     parse_get_arguments,
     parse_update_arguments,
-    preview,
 )
 
 LEAD = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
@@ -34,10 +33,9 @@ MAX_MESSAGE_CHARS = 600
 
 TEXT_FIELDS = ("first_name", "last_name", "phone", "company", "title", "source")
 STRING_FIELDS = (*TEXT_FIELDS, "email", "campaign_id")
-NULLABLE_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.nullable)
-NON_NULLABLE_FIELDS = tuple(f.name for f in LEAD_FIELDS if not f.nullable)
-NULLABLE_STRING_FIELDS = tuple(name for name in STRING_FIELDS if FIELDS_BY_NAME[name].nullable)
-NON_NULLABLE_STRING_FIELDS = tuple(name for name in STRING_FIELDS if not FIELDS_BY_NAME[name].nullable)
+NON_NULLABLE_FIELDS = tuple(name for name in UPDATABLE_FIELDS if name not in NULLABLE_FIELDS)
+NULLABLE_STRING_FIELDS = tuple(name for name in STRING_FIELDS if name in NULLABLE_FIELDS)
+NON_NULLABLE_STRING_FIELDS = tuple(name for name in STRING_FIELDS if name not in NULLABLE_FIELDS)
 
 
 def update(**fields: Any) -> LeadUpdate:
@@ -149,7 +147,7 @@ def test_body_holds_exactly_the_given_fields(fields: dict[str, Any]) -> None:
     assert_same_json(result.body, fields)
     assert list(result.body) == list(fields)  # no extras, order kept
     assert "lead_id" not in result.body
-    omitted = set(FIELDS_BY_NAME) - set(fields)
+    omitted = set(UPDATABLE_FIELDS) - set(fields)
     assert not omitted & set(result.body)
 
 
@@ -322,7 +320,7 @@ def test_non_nullable_text_fields_cannot_be_null(field: str) -> None:
 def test_empty_strings_are_rejected(field: str, value: str) -> None:
     exc = reject_update({"lead_id": LEAD, field: value})
     message = messages(exc)[field]
-    if FIELDS_BY_NAME[field].nullable:
+    if field in NULLABLE_FIELDS:
         assert "is empty" in message
         assert f'to clear it pass null or clear: ["{field}"]' in message
     else:
@@ -349,7 +347,7 @@ def test_wrong_types_for_string_fields_are_rejected(field: str, value: Any, show
     exc = reject_update({"lead_id": LEAD, field: value})
     assert list(messages(exc)) == [field]
     message = messages(exc)[field]
-    expected = "a string or null" if FIELDS_BY_NAME[field].nullable else "a string"
+    expected = "a string or null" if field in NULLABLE_FIELDS else "a string"
     assert f"expected {expected}, got {shown}" in message
 
 
@@ -444,12 +442,17 @@ def test_get_lead_requires_lead_id(arguments: dict[str, Any] | None) -> None:
     assert "required" in messages(exc)["lead_id"]
 
 
-@pytest.mark.parametrize("extra", ["first_name", "leadId", "include_history"])
+@pytest.mark.parametrize("extra", ["first_name", "include_history", "metadata"])
 def test_get_lead_rejects_other_arguments(extra: str) -> None:
     exc = reject_get({"lead_id": LEAD, extra: "x"})
     assert list(messages(exc)) == [extra]
     assert "not an argument of get_lead" in messages(exc)[extra]
     assert "only lead_id" in messages(exc)[extra]
+
+
+def test_get_lead_suggests_lead_id_for_its_spellings() -> None:
+    for name in ("leadId", "LeadId", "lead-id"):
+        assert messages(reject_get({"lead_id": LEAD, name: "x"})) == {name: "unknown argument; did you mean lead_id?"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -490,11 +493,11 @@ def test_misspelled_field_gets_did_you_mean(name: str, meant: str) -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("tags", "tag endpoints"),
-        ("Tags", "tag endpoints"),
-        ("workflow_id", "workflow enrollment"),
-        ("workflowId", "workflow enrollment"),
-        ("status", "workflow status"),
+        ("tags", "add_lead_tags or set_lead_tags"),
+        ("Tags", "add_lead_tags or set_lead_tags"),
+        ("workflow_id", "assign_workflow"),
+        ("workflowId", "assign_workflow"),
+        ("status", "set_lead_status"),
         ("created_at", "set by Nexor"),
         ("updatedAt", "set by Nexor"),
         ("campaign", "use campaign_id"),
@@ -545,8 +548,8 @@ def test_empty_update_is_rejected(lead_id: str) -> None:
     assert list(messages(exc)) == ["(arguments)"]
     message = messages(exc)["(arguments)"]
     assert "nothing to update" in message
-    for field in LEAD_FIELDS:
-        assert field.name in message
+    for name in UPDATABLE_FIELDS:
+        assert name in message
 
 
 def test_several_problems_are_reported_at_once() -> None:
@@ -571,7 +574,7 @@ def test_several_problems_are_reported_at_once() -> None:
     assert "company" not in problems
     text = str(exc)
     for fact in ("UUID", "cannot be null", "is empty", "email address", "got number 56987654321",
-                 "nested objects", "did you mean first_name", "tag endpoints", "inside metadata"):
+                 "nested objects", "did you mean first_name", "add_lead_tags", "inside metadata"):
         assert fact in text
 
 

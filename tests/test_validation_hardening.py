@@ -11,14 +11,9 @@ from typing import Any
 
 import pytest
 
-from nexor_mcp.validation import (
-    MAX_BODY_BYTES,
-    MAX_LISTED_PROBLEMS,
-    MAX_MESSAGE_CHARS,
-    MAX_TEXT_BYTES,
-    InvalidArguments,
-    parse_update_arguments,
-)
+from nexor_mcp.tools.arguments import MAX_LISTED_PROBLEMS, MAX_MESSAGE_CHARS, InvalidArguments
+from nexor_mcp.tools.fields import MAX_BODY_BYTES, MAX_TEXT_BYTES
+from tests.lead_arguments import parse_update_arguments
 
 LEAD = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
 TEXT_FIELDS = ("first_name", "last_name", "phone", "company", "title", "source")
@@ -207,7 +202,7 @@ def test_a_flood_of_unknown_arguments_lists_the_first_and_counts_the_rest() -> N
 
 
 def test_long_problem_lines_are_bounded_in_total() -> None:
-    arguments = {f"{'k' * 39}{i}": "v" for i in range(15)}
+    arguments: dict[str, Any] = {f"{'k' * 39}{i}": "v" for i in range(15)}
     arguments.update(email="x" * 5000, metadata={f"{'m' * 300}{i}": [1] for i in range(30)})
     text = str(reject(**arguments))
     assert len(text) <= MAX_MESSAGE_CHARS + 100

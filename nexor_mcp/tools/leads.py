@@ -1,0 +1,269 @@
+"""Leads: read one, update its fields, create one that came in elsewhere."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Self
+
+from pydantic import MISSING, Field, PlainValidator, ValidationInfo, WithJsonSchema, model_validator
+
+from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.tools.arguments import UnknownArgumentHints, preview, shown_name
+from nexor_mcp.tools.fields import (
+    MAX_BODY_BYTES,
+    Email,
+    Metadata,
+    NullableEmail,
+    NullableText,
+    NullableUuid,
+    Text,
+    Uuid,
+    problem,
+    problem_at,
+)
+from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
+
+LEAD_ID = "The lead's UUID."
+METADATA = (
+    "Custom fields, merged into the lead's metadata: keys sent are added or overwritten, others kept. "
+    "Flat values only: string, number, boolean or null (null sets the key to null). "
+    'Any field not listed above goes here. Example: {"budget": 5000, "decision_maker": true}.'
+)
+
+# The lenient shape of a lead in results: SDK clients validate structuredContent against output
+# schemas, and one odd body from Nexor (nulls anywhere, unknown fields) must never make a lead
+# unreadable, so a lead is only "an object".
+LEAD_OUTPUT = {"type": "object"}
+# A write Nexor accepted but whose answer could not be read: {"accepted": true, "message": ...}.
+ACCEPTED_OUTPUT: dict[str, Any] = {"accepted": {"type": "boolean"}, "message": {"type": "string"}}
+
+# Names a model plausibly uses for a lead field.
+LEAD_ALIASES = {
+    "email_address": "email", "mail": "email", "phone_number": "phone", "mobile": "phone",
+    "telephone": "phone", "job_title": "title", "position": "title", "role": "title",
+    "company_name": "company", "organization": "company", "organisation": "company",
+    "surname": "last_name", "lastname": "last_name", "family_name": "last_name",
+    "firstname": "first_name", "given_name": "first_name",
+    "custom_fields": "metadata", "meta": "metadata", "id": "lead_id",
+}
+# Lead attributes that exist in Nexor but that a PATCH cannot set: pointing a model at `metadata`
+# for these would silently store the wrong thing.
+NOT_PATCHABLE = {
+    "created_at": "it is set by Nexor",
+    "updated_at": "it is set by Nexor",
+    "tags": "tags are set with add_lead_tags or set_lead_tags, not by this tool",
+    "workflow_id": "workflow enrollment is changed with assign_workflow, not by this tool",
+    "status": "the workflow status is changed with set_lead_status, not by this tool",
+    "campaign": "use campaign_id (a UUID, or null to remove the campaign)",
+    "variables": "variables are extracted by Nexor's AI, not written by this tool",
+}
+
+
+# --- get_lead --------------------------------------------------------------------------------------
+
+
+class GetLeadArguments(Arguments):
+    lead_id: Uuid = Field(description=LEAD_ID)
+
+
+async def get_lead(client: NexorClient, arguments: GetLeadArguments, on_retry: OnRetry | None) -> Json:
+    return await client.get_lead(arguments.lead_id, on_retry)
+
+
+GET_LEAD = ToolSpec(
+    name="get_lead",
+    title="Get lead",
+    description=(
+        "Read one Nexor lead: contact fields, metadata, campaign, tags, the active workflow run and its "
+        "status, and the variables Nexor's AI extracted. "
+        'Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"}'
+    ),
+    group=Group.READ,
+    arguments=GetLeadArguments,
+    output_schema={
+        "type": "object",
+        "properties": {
+            "lead": LEAD_OUTPUT,
+            "variables": {"description": "AI-extracted values by name; {} if none."},
+        },
+        "required": ["lead"],
+    },
+    handler=get_lead,
+)
+
+
+# --- update_lead -----------------------------------------------------------------------------------
+
+CLEARABLE = ("last_name", "email", "phone", "company", "title", "campaign_id")
+
+
+def _clear(value: Any, info: ValidationInfo) -> list[str]:
+    expected = f"expected an array of field names to clear, from {', '.join(CLEARABLE)}"
+    if not isinstance(value, list):
+        raise problem(f'{expected}, e.g. ["phone", "title"]; got {preview(value)}')
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise problem(f"{expected}; got {preview(item)} in it")
+        if item in UPDATABLE and item not in CLEARABLE:
+            raise problem(f"{item} cannot be cleared (only {', '.join(CLEARABLE)} can)")
+        if item not in CLEARABLE:
+            raise problem(f"{shown_name(item)!r} is not a field; {expected}")
+        if item not in names:
+            names.append(item)
+    return names
+
+
+Clear = Annotated[
+    list[str],
+    PlainValidator(_clear),
+    WithJsonSchema({"type": "array", "items": {"type": "string", "enum": list(CLEARABLE)}}),
+]
+
+
+class UpdateLeadArguments(Arguments):
+    lead_id: Uuid = Field(description=LEAD_ID)
+    first_name: Text | MISSING = Field(MISSING, description='Cannot be null. Example: "Ana".')
+    last_name: NullableText | MISSING = Field(MISSING, description='null clears it. Example: "Rojas".')
+    email: NullableEmail | MISSING = Field(
+        MISSING, description='null clears it. Example: "ana@example.com".'
+    )
+    phone: NullableText | MISSING = Field(
+        MISSING,
+        description='Ideally E.164. null clears it. Example: "+56987654321".',
+    )
+    company: NullableText | MISSING = Field(
+        MISSING, description='null clears it. Example: "Acme SpA".'
+    )
+    title: NullableText | MISSING = Field(MISSING, description='Job title. null clears it. Example: "CTO".')
+    source: Text | MISSING = Field(
+        MISSING, description='Where the lead came from. Cannot be null. Example: "website".'
+    )
+    campaign_id: NullableUuid | MISSING = Field(
+        MISSING,
+        description="Campaign UUID; null removes the lead from its campaign.",
+    )
+    metadata: Metadata | MISSING = Field(MISSING, description=METADATA)
+    clear: Clear | MISSING = Field(
+        MISSING,
+        description='Fields to clear, for clients that cannot send null (same as null for each). Example: ["phone"].',
+    )
+
+    @model_validator(mode="after")
+    def _whole_update(self) -> Self:
+        for name in self.clear if self.clear is not MISSING else ():
+            if name in self.model_fields_set:
+                raise problem_at("clear", f"{name} is both set and cleared; pass it in one place only")
+        body = update_body(self)
+        if not body:
+            raise problem(f"nothing to update: pass lead_id and at least one field to change ({', '.join(UPDATABLE)})"
+                          ", or clear")
+        size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > MAX_BODY_BYTES:
+            raise problem(
+                f"the update is {size:,} bytes of JSON, over the {MAX_BODY_BYTES // 1024} KiB limit; "
+                "send less at once (split metadata over several calls)"
+            )
+        return self
+
+
+UPDATABLE = tuple(name for name in UpdateLeadArguments.model_fields if name not in ("lead_id", "clear"))
+
+
+def update_body(arguments: UpdateLeadArguments) -> Json:
+    """The PATCH body: exactly the fields the caller wrote (`null` kept), plus null for each cleared one."""
+    body: Json = {name: getattr(arguments, name) for name in UPDATABLE if name in arguments.model_fields_set}
+    if arguments.clear is not MISSING:
+        body.update(dict.fromkeys(arguments.clear))
+    return body
+
+
+async def update_lead(client: NexorClient, arguments: UpdateLeadArguments, on_retry: OnRetry | None) -> Json:
+    return await client.update_lead(arguments.lead_id, update_body(arguments), on_retry)
+
+
+UPDATE_LEAD = ToolSpec(
+    name="update_lead",
+    title="Update lead",
+    description="""\
+Update fields of one Nexor lead (PATCH). Send lead_id plus only the fields to change:
+- an omitted field is left as it is;
+- null, or naming it in clear, clears last_name, email, phone, company, title or campaign_id;
+- metadata is merged: keys sent are added or overwritten, others kept.
+Custom fields (budget, notes...) go inside metadata. Values are stored exactly as given.
+Returns the updated lead; if lead is null and accepted is true, the update was applied: do not repeat it.
+Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "title": "CTO", "metadata": {"budget": 5000}}""",
+    group=Group.WRITE,
+    arguments=UpdateLeadArguments,
+    output_schema={
+        "type": "object",
+        "properties": {
+            "lead": {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "null only if accepted."},
+            **ACCEPTED_OUTPUT,
+        },
+        "required": ["lead"],
+    },
+    handler=update_lead,
+    destructive=True,
+    idempotent=True,
+    hints=UnknownArgumentHints(aliases=LEAD_ALIASES, not_here=NOT_PATCHABLE, custom_fields=True),
+)
+
+
+# --- create_lead -----------------------------------------------------------------------------------
+
+
+class CreateLeadArguments(Arguments):
+    first_name: Text = Field(description='Example: "Ana".')
+    last_name: Text | MISSING = MISSING
+    email: Email | MISSING = MISSING
+    phone: Text | MISSING = Field(MISSING, description='Ideally E.164. Example: "+56987654321".')
+    campaign_id: Uuid | MISSING = Field(MISSING, description="The campaign's UUID.")
+    metadata: Metadata | MISSING = Field(
+        MISSING, description='Custom fields, flat. Company and title go here. Example: {"company": "Acme SpA"}.'
+    )
+
+    @model_validator(mode="after")
+    def _whole_lead(self) -> Self:
+        size = len(json.dumps(self.model_dump(exclude_unset=True), ensure_ascii=False).encode())
+        if size > MAX_BODY_BYTES:
+            raise problem(f"the lead is {size:,} bytes of JSON, over the {MAX_BODY_BYTES // 1024} KiB limit")
+        return self
+
+
+async def create_lead(client: NexorClient, arguments: CreateLeadArguments, on_retry: OnRetry | None) -> Json:
+    return await client.create_lead(arguments.model_dump(exclude_unset=True), on_retry)
+
+
+CREATE_LEAD = ToolSpec(
+    name="create_lead",
+    title="Create lead",
+    description=(
+        "Create one lead that came in elsewhere, in no workflow. Nexor does not deduplicate: make sure "
+        "it does not exist yet. Never retried; if the outcome is unknown, check before calling again."
+    ),
+    group=Group.WRITE,
+    arguments=CreateLeadArguments,
+    output_schema={
+        "type": "object",
+        "properties": {
+            "lead": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+            **ACCEPTED_OUTPUT,
+        },
+        "required": ["lead"],
+    },
+    handler=create_lead,
+    destructive=False,
+    idempotent=False,
+    hints=UnknownArgumentHints(
+        aliases=LEAD_ALIASES,
+        not_here={
+            "company": "Nexor's create endpoint has no company field: put it in metadata",
+            "title": "Nexor's create endpoint has no title field: put it in metadata",
+            "source": "Nexor sets source to \"api\" for created leads; put your own in metadata",
+            "workflow_id": "create_lead never enrolls; use assign_workflow after creating",
+            "tags": "tag the lead after creating it, with add_lead_tags or set_lead_tags",
+        },
+        custom_fields=True,
+    ),
+)

@@ -1,0 +1,117 @@
+"""The declaration of a tool, and everything derived from it.
+
+A tool is declared once, as a `ToolSpec`: its pydantic input model (field descriptions for the
+model, strict types, `extra="forbid"`), its output schema, its group, hints and handler. From that
+come the published `Tool` (portable JSON Schemas, annotations), the argument check (all problems
+at once, in words a model can act on) and the README's tool table.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from mcp.types import Tool, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.tools.arguments import InvalidArguments, UnknownArgumentHints, render
+
+
+class Group(StrEnum):
+    """What a tool can cause; the unit in which tools are enabled."""
+
+    READ = "read"  # reads only
+    WRITE = "write"  # changes data in Nexor; nobody outside is contacted
+    AUTOMATION = "automation"  # may make Nexor contact the lead or move it in the pipeline
+    OUTREACH = "outreach"  # contacts a real person now
+
+
+class Arguments(BaseModel):
+    """Base of every input model: strict types, no unknown arguments."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+A = TypeVar("A", bound=Arguments)
+Handler = Callable[[NexorClient, A, OnRetry | None], Awaitable[Json]]
+
+
+@dataclass(frozen=True)
+class ToolSpec(Generic[A]):
+    """One tool, declared once."""
+
+    name: str
+    title: str
+    description: str
+    group: Group
+    arguments: type[A]
+    output_schema: dict[str, Any]
+    handler: Handler[A]
+    destructive: bool = False
+    idempotent: bool = True
+    hints: UnknownArgumentHints = field(default_factory=UnknownArgumentHints)
+
+    @property
+    def read_only(self) -> bool:
+        return self.group is Group.READ
+
+    def tool(self) -> Tool:
+        """The `Tool` agents see in tools/list."""
+        return Tool(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            input_schema=portable_schema(self.arguments.model_json_schema()),
+            output_schema=self.output_schema,
+            annotations=ToolAnnotations(
+                title=self.title,  # also here: clients on protocol versions before Tool.title read this one
+                read_only_hint=self.read_only,
+                destructive_hint=self.destructive,
+                idempotent_hint=self.idempotent,
+                open_world_hint=True,
+            ),
+        )
+
+    def parse(self, arguments: dict[str, Any] | None) -> A:
+        """The validated arguments; raises `InvalidArguments` naming every problem at once."""
+        given = arguments or {}
+        try:
+            return self.arguments.model_validate(given)
+        except ValidationError as error:
+            descriptions = {
+                name: info.description or "" for name, info in self.arguments.model_fields.items()
+            }
+            problems = render(self.name, error.errors(include_url=False), given, descriptions, self.hints)
+            raise InvalidArguments(self.name, problems) from None
+
+    async def call(self, client: NexorClient, arguments: dict[str, Any] | None, on_retry: OnRetry | None) -> Json:
+        return await self.handler(client, self.parse(arguments), on_retry)
+
+
+def portable_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """pydantic's JSON Schema, made portable across hosts and short: `$ref`s inlined and `$defs`
+    dropped (some hosts do not resolve them), no `title` noise, `additionalProperties: false` kept."""
+    definitions = schema.get("$defs", {})
+
+    def visit(node: Any, *, in_properties: bool = False) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = definitions[node["$ref"].rsplit("/", 1)[-1]]
+                merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
+                return visit(merged)
+            result: dict[str, Any] = {}
+            for key, value in node.items():
+                if key == "$defs" or (key == "title" and not in_properties):
+                    continue
+                result[key] = visit(value, in_properties=key == "properties")
+            return result
+        if isinstance(node, list):
+            return [visit(item) for item in node]
+        return node
+
+    portable: dict[str, Any] = visit(schema)
+    return portable
