@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -132,11 +133,9 @@ class NexorClient:
         request = Request(
             "PATCH", f"leads/{lead_id}", lead_effect(lead_id, writes=True), idempotent=True, body=changes
         )
-        try:
-            status, body = await self.send(request, on_retry)
-            return _lead_result(status, body)
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "update", "call get_lead to see the current state")
+        return await self._write(
+            request, on_retry, _lead_result, "update", "call get_lead to see the current state", lead=True
+        )
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -211,37 +210,35 @@ class NexorClient:
             "Nexor found no leads endpoint", CHECK_BASE_URL, action="lead creation", idempotent=False,
             verify="ask the user to look for the lead in Nexor (a duplicate would be a second lead)",
         )
-        try:
-            status, body = await self.send(Request("POST", "leads", effect, False, body=lead), on_retry)
-            return _lead_result(status, body)
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(
-                unreadable, "lead creation", "its id could not be read, so ask the user to find the new lead in Nexor"
-            )
+        return await self._write(
+            Request("POST", "leads", effect, False, body=lead), on_retry, _lead_result,
+            "lead creation", "its id could not be read, so ask the user to find the new lead in Nexor", lead=True,
+        )
 
     async def add_lead_tags(self, lead_id: str, tag_ids: list[str], on_retry: OnRetry | None = None) -> Json:
         """POST /leads/{id}/tags with `tagIds`: tags already on the lead are skipped, so it is idempotent."""
-        effect = _lead_write(lead_id, "tagging", idempotent=True, verify="list the lead's tags with get_lead")
-        request = Request("POST", f"leads/{lead_id}/tags", effect, True, body={"tagIds": tag_ids})
-        try:
-            status, body = await self.send(request, on_retry)
-            return {"tags": _list_in(status, body, "data", "tags")}
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "tagging", "call get_lead to see the lead's tags", lead=False)
+        effect = _lead_write(
+            lead_id, "tagging", idempotent=True, verify="list the lead's tags with get_lead",
+            also="a tag id is not in this account", check="Check the lead_id and the tag ids (list_tags lists them)",
+        )
+        return await self._write(
+            Request("POST", f"leads/{lead_id}/tags", effect, True, body={"tagIds": tag_ids}), on_retry,
+            lambda status, body: {"tags": _list_in(status, body, "data", "tags")},
+            "tagging", "call get_lead to see the lead's tags",
+        )
 
     async def set_lead_tags(self, lead_id: str, tags: list[str], on_retry: OnRetry | None = None) -> Json:
         """PUT /leads/tags: the lead's whole tag set becomes `tags` (names; missing ones are created)."""
         effect = _lead_write(lead_id, "tag change", idempotent=True, verify="read the lead's tags with get_lead")
-        request = Request("PUT", "leads/tags", effect, True, body={"lead_id": lead_id, "tags": tags})
-        try:
-            status, body = await self.send(request, on_retry)
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "tag change", "call get_lead to see the lead's tags", lead=False)
-        return {
-            "tags": _list_in(status, body, "tags"),
-            "added": _optional_list(body, "added"),
-            "removed": _optional_list(body, "removed"),
-        }
+        return await self._write(
+            Request("PUT", "leads/tags", effect, True, body={"lead_id": lead_id, "tags": tags}), on_retry,
+            lambda status, body: {
+                "tags": _list_in(status, body, "tags"),
+                "added": _optional_list(body, "added"),
+                "removed": _optional_list(body, "removed"),
+            },
+            "tag change", "call get_lead to see the lead's tags",
+        )
 
     async def stop_automation(self, lead_id: str, workflow_id: str, on_retry: OnRetry | None = None) -> Json:
         """POST /leads/{id}/automation/stop: human takeover. Idempotent on Nexor's side."""
@@ -260,11 +257,7 @@ class NexorClient:
             action=action, idempotent=True, verify="check with get_automation_status",
         )
         request = Request("POST", f"leads/{lead_id}/automation/{verb}", effect, True, body=body)
-        try:
-            _, answer = await self.send(request, on_retry)
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, action, "call get_automation_status to see the state", lead=False)
-        return _passed_through(answer)
+        return await self._write(request, on_retry, _passed_through, action, "call get_automation_status to see it")
 
     async def record_meeting(self, meeting: Json, on_retry: OnRetry | None = None) -> Json:
         """POST /meetings: a meeting booked outside Nexor. Retried only when Nexor can deduplicate it
@@ -275,11 +268,8 @@ class NexorClient:
             "Check the lead_id (create the lead first if it is new)",
             action="meeting", idempotent=idempotent, verify="list the lead's meetings with get_lead_meetings",
         )
-        try:
-            _, answer = await self.send(Request("POST", "meetings", effect, idempotent, body=meeting), on_retry)
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "meeting", "call get_lead_meetings to see it", lead=False)
-        return _passed_through(answer)
+        request = Request("POST", "meetings", effect, idempotent, body=meeting)
+        return await self._write(request, on_retry, _passed_through, "meeting", "call get_lead_meetings to see it")
 
     async def assign_workflow(
         self, lead_id: str, workflow_id: str, reason: str | None, on_retry: OnRetry | None = None
@@ -288,23 +278,24 @@ class NexorClient:
         body: Json = {"workflowId": workflow_id}
         if reason is not None:
             body["reason"] = reason
-        effect = _lead_write(lead_id, "workflow assignment", idempotent=False, verify="read the lead with get_lead")
+        effect = _lead_write(
+            lead_id, "workflow assignment", idempotent=False, verify="read the lead with get_lead",
+            also="the workflow is not in this account",
+            check="Check the lead_id and the workflow_id (list_workflows lists them)",
+        )
         request = Request("POST", f"leads/{lead_id}/assign-workflow", effect, False, body=body)
-        try:
-            _, answer = await self.send(request, on_retry)
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "workflow assignment", LEAD_RUN_STEP, lead=False)
-        return _passed_through(answer)
+        return await self._write(request, on_retry, _passed_through, "workflow assignment", LEAD_RUN_STEP)
 
     async def set_lead_status(self, lead_id: str, body: Json, on_retry: OnRetry | None = None) -> Json:
         """POST /leads/{id}/status. Setting the status it already has changes nothing: idempotent."""
-        effect = _lead_write(lead_id, "status change", idempotent=True, verify="read the lead with get_lead")
+        effect = _lead_write(
+            lead_id, "status change", idempotent=True, verify="read the lead with get_lead",
+            also="the lead has no active workflow run",
+            check="Check the lead_id; its status lives in an active workflow run (get_lead shows it, "
+            "assign_workflow enrolls one)",
+        )
         request = Request("POST", f"leads/{lead_id}/status", effect, True, body=body)
-        try:
-            _, answer = await self.send(request, on_retry)
-        except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "status change", LEAD_RUN_STEP, lead=False)
-        return _passed_through(answer)
+        return await self._write(request, on_retry, _passed_through, "status change", LEAD_RUN_STEP)
 
     async def send_message(self, message: Json, on_retry: OnRetry | None = None) -> Json:
         """POST /messages: contacts a real person. Never retried: a retry could send it twice."""
@@ -313,11 +304,25 @@ class NexorClient:
             "Check lead_id and workflow_id",
             action="message", idempotent=False, verify="read the conversation with get_lead_history",
         )
+        request = Request("POST", "messages", effect, False, body=message)
+        return await self._write(request, on_retry, _passed_through, "message", "call get_lead_history to see it")
+
+    async def _write(
+        self,
+        request: Request,
+        on_retry: OnRetry | None,
+        parse: Callable[[int, Json], Json],
+        change: str,
+        next_step: str,
+        *,
+        lead: bool = False,
+    ) -> Json:
+        """Send a write; a 2xx whose answer cannot be read is the accepted outcome, never a failure."""
         try:
-            _, answer = await self.send(Request("POST", "messages", effect, False, body=message), on_retry)
+            status, body = await self.send(request, on_retry)
+            return parse(status, body)
         except UnreadableAnswer as unreadable:
-            return accepted_unreadable(unreadable, "message", "call get_lead_history to see it", lead=False)
-        return _passed_through(answer)
+            return accepted_unreadable(unreadable, change, next_step, lead=lead)
 
     # --- the exchange ----------------------------------------------------------------------------
 
@@ -433,6 +438,7 @@ class NexorClient:
 
 _NOT_JSON: Any = object()
 _TOO_DEEP: Any = object()
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def decode_json(raw: bytes) -> Any:
@@ -450,6 +456,8 @@ def decode_json(raw: bytes) -> Any:
         return _TOO_DEEP
     except ValueError:
         return _NOT_JSON
+    if raw.count(b"[") + raw.count(b"{") <= MAX_RESPONSE_DEPTH and not _SURROGATE_ESCAPE.search(raw):
+        return value  # too few brackets to nest too deep, and no escape that can make a lone surrogate
     try:
         return _clean(value, MAX_RESPONSE_DEPTH)
     except _NestedTooDeep:
@@ -518,12 +526,13 @@ AUTOMATION_CHECK = (
 )
 
 
-def _lead_write(lead_id: str, action: str, *, idempotent: bool, verify: str) -> Effect:
-    return writing(
-        f"No lead with id {lead_id} exists in this Nexor account",
-        "Check the lead_id (it must be the lead's UUID from Nexor)",
-        action=action, idempotent=idempotent, verify=verify,
-    )
+def _lead_write(
+    lead_id: str, action: str, *, idempotent: bool, verify: str, also: str = "",
+    check: str = "Check the lead_id (it must be the lead's UUID from Nexor)",
+) -> Effect:
+    """A write on one lead; `also` says what else a 404 may mean here (a tag, a workflow, a run)."""
+    what = f"No lead with id {lead_id} exists in this Nexor account" + (f", or {also}" if also else "")
+    return writing(what, check, action=action, idempotent=idempotent, verify=verify)
 
 
 def _list_in(status: int, body: Json, *keys: str) -> list[Any]:
@@ -544,7 +553,7 @@ def _optional_list(body: Json, key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _passed_through(body: Json) -> Json:
+def _passed_through(status: int, body: Json) -> Json:
     """An answer whose shape Nexor documents loosely: every field kept but the `success` flag."""
     return {key: value for key, value in body.items() if key != "success"}
 

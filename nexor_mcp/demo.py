@@ -36,7 +36,7 @@ def _show_call(tool: str, arguments: dict[str, Any]) -> None:
     _say(f"  → {tool} {json.dumps(arguments, ensure_ascii=False)}")
 
 
-def _show_result(result: CallToolResult) -> None:
+def _show_result(result: CallToolResult, *, indent: bool = True) -> None:
     text = "".join(block.text for block in result.content if block.type == "text")
     if result.is_error:
         _say("  ← isError: true. The agent reads this text content block:")
@@ -44,8 +44,9 @@ def _show_result(result: CallToolResult) -> None:
         return
     _say(f"  ← the agent reads this text content block ({len(text)} characters of compact JSON):")
     _say(textwrap.indent(text, "      "))
-    _say("    The same JSON, indented here for you to read:")
-    _say(textwrap.indent(json.dumps(json.loads(text), indent=2, ensure_ascii=False), "      "))
+    if indent:
+        _say("    The same JSON, indented here for you to read:")
+        _say(textwrap.indent(json.dumps(json.loads(text), indent=2, ensure_ascii=False), "      "))
 
 
 async def _session() -> None:
@@ -59,31 +60,57 @@ async def _session() -> None:
         _say(f"Connected to {init.server_info.name} {init.server_info.version} over stdio "
              f"(protocol {init.protocol_version}), backed by the embedded Nexor sandbox.")
         _say()
-        _say("1. The agent lists the tools:")
+        _say("1. The agent lists the tools (the default groups: read and write):")
         for tool in (await session.list_tools()).tools:
             hints = tool.annotations
             kind = "read-only" if hints and hints.read_only_hint else "writes"
-            args = ", ".join(tool.input_schema.get("properties", {}))
-            _say(f"   • {tool.name} ({kind}): {args}")
+            _say(f"   • {tool.name} ({kind})")
         _say()
-        _say("2. It reads a lead:")
+        _say("2. It reads the lead:")
         _show_call("get_lead", {"lead_id": LEAD})
         result = await session.call_tool("get_lead", {"lead_id": LEAD})
         lead = (result.structured_content or {}).get("lead", {})
+        run = lead.get("active_workflow_run") or {}
         _say(f"  ← {lead.get('first_name')} {lead.get('last_name')}, {lead.get('title')} at {lead.get('company')}; "
-             f"phone {lead.get('phone')}; metadata {json.dumps(lead.get('metadata'))}")
+             f"in workflow {json.dumps((run.get('workflow') or {}).get('name'))}, "
+             f"status {json.dumps((run.get('current_status') or {}).get('key'))}")
         _say()
-        _say("3. After qualifying the lead in a conversation, it writes back what it learned:")
-        _say("   a new title, clears the phone (null), and adds a custom field (metadata is merged).")
-        update = {"lead_id": LEAD, "title": "VP Sales", "phone": None, "metadata": {"budget": 5000}}
+        _say("3. It reads the latest of the conversation:")
+        history = {"lead_id": LEAD, "limit": 3}
+        _show_call("get_lead_history", history)
+        _show_result(await session.call_tool("get_lead_history", history), indent=False)
+        _say()
+        _say("4. The lead asks for a person: the agent hands it to a human (the AI stops answering):")
+        takeover = {"lead_id": LEAD, "workflow_id": run.get("workflow_id")}
+        _show_call("stop_automation", takeover)
+        _show_result(await session.call_tool("stop_automation", takeover))
+        _say()
+        _say("5. It tags the lead with an existing tag, found by name:")
+        tags = ((await session.call_tool("list_tags", {"search": "hot"})).structured_content or {}).get("tags", [])
+        tagging = {"lead_id": LEAD, "tag_ids": [tag["id"] for tag in tags[:1]]}
+        _show_call("add_lead_tags", tagging)
+        _show_result(await session.call_tool("add_lead_tags", tagging), indent=False)
+        _say()
+        _say("6. It records the meeting the lead booked on the phone:")
+        meeting = {"lead_id": LEAD, "title": "Demo with Acme", "starts_at": "2026-12-01T15:00:00-03:00",
+                   "duration_minutes": 30}
+        _show_call("record_meeting", meeting)
+        _show_result(await session.call_tool("record_meeting", meeting), indent=False)
+        _say()
+        _say("7. It writes back what it learned: a new title and a custom field (metadata is merged):")
+        update = {"lead_id": LEAD, "title": "VP Sales", "metadata": {"budget": 5000}}
         _show_call("update_lead", update)
-        _show_result(await session.call_tool("update_lead", update))
-        _say("   Only title, phone and metadata.budget changed; edad and utm_source were kept.")
+        _show_result(await session.call_tool("update_lead", update), indent=False)
         _say()
-        _say("4. A careless call is refused before anything is sent to Nexor:")
+        _say("8. A careless call is refused before anything is sent to Nexor:")
         bad = {"lead_id": LEAD, "email": "ana-at-example.com", "budget": 7000, "first_name": None}
         _show_call("update_lead", bad)
         _show_result(await session.call_tool("update_lead", bad))
+        _say()
+        _say("9. Messaging a person is off unless you enable it; the call is refused, nothing is sent:")
+        message = {"lead_id": LEAD, "workflow_id": run.get("workflow_id"), "channel": "whatsapp", "content": "Hola"}
+        _show_call("send_message", message)
+        _show_result(await session.call_tool("send_message", message))
         _say()
         _say("Next: add the server to your MCP client (see README, 'Use it from your MCP client').")
 

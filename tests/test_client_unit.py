@@ -1012,3 +1012,65 @@ def test_filter_without_secrets_leaves_record_alone() -> None:
 def test_redact() -> None:
     assert redact(f"a {KEY} b {KEY}", (KEY,)) == f"a {MASK} b {MASK}"
     assert redact("nothing here", (KEY, "")) == "nothing here"
+
+
+# --------------------------------------------------------------------------------------------------
+# Non-idempotent writes: sent once, and an unknown outcome says not to repeat blindly
+# --------------------------------------------------------------------------------------------------
+
+NOT_IDEMPOTENT_CALLS: list[tuple[str, Callable[[NexorClient], Any]]] = [
+    ("lead creation", lambda c: c.create_lead({"first_name": "Ana"})),
+    ("message", lambda c: c.send_message({"lead_id": LEAD, "workflow_id": LEAD, "channel": "call"})),
+    ("workflow assignment", lambda c: c.assign_workflow(LEAD, LEAD, None)),
+    ("meeting", lambda c: c.record_meeting({"lead_id": LEAD, "title": "x", "starts_at": "2026-01-01T10:00:00Z"})),
+]
+
+
+@pytest.mark.parametrize(("action", "call_it"), NOT_IDEMPOTENT_CALLS, ids=[a for a, _ in NOT_IDEMPOTENT_CALLS])
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+async def test_a_write_that_is_not_idempotent_is_sent_once(
+    action: str, call_it: Callable[[NexorClient], Any], status: int
+) -> None:
+    recorder = Recorder(status, body={"error": "boom"})
+    settings = Settings(api_key=Secret(KEY), base_url=BASE, max_retries=3, retry_budget_seconds=60)
+    client = NexorClient(settings, transport=httpx2.MockTransport(recorder))
+    with pytest.raises(NexorError) as info:
+        await call_it(client)
+    await client.aclose()
+    assert len(recorder.requests) == 1
+    if status != 429:
+        assert f"The {action} may or may not have happened. Do not repeat it blindly" in str(info.value)
+
+
+async def test_a_meeting_with_external_ids_is_retried_because_nexor_deduplicates_it() -> None:
+    recorder = Recorder(503, body={})
+    settings = Settings(api_key=Secret(KEY), base_url=BASE, max_retries=1, retry_budget_seconds=60)
+    client = NexorClient(settings, transport=httpx2.MockTransport(recorder))
+    meeting = {"lead_id": LEAD, "title": "x", "starts_at": "2026-01-01T10:00:00Z",
+               "external_calendar_provider": "google", "external_event_id": "evt-1"}
+    with pytest.raises(NexorError) as info:
+        await client.record_meeting(meeting)
+    await client.aclose()
+    assert len(recorder.requests) == 2
+    assert "retrying the same meeting is safe" in str(info.value)
+
+
+async def test_query_strings_carry_the_filters() -> None:
+    recorder = Recorder(200, body={"success": True, "history": [], "lead": {"id": LEAD}})
+    client = make_client(recorder)
+    result = await client.get_lead_history(LEAD, ["whatsapp", "email"], 20, 40)
+    await client.aclose()
+    assert str(recorder.only.url) == f"{BASE}/leads/{LEAD}/history?limit=20&offset=40&channel=whatsapp%2Cemail"
+    assert result == {"lead": {"id": LEAD}, "history": [], "next_offset": None}
+
+
+@pytest.mark.parametrize(("count", "limit", "offset", "expected"), [(5, 5, 0, 5), (5, 5, 10, 15), (4, 5, 0, None)])
+async def test_next_offset_is_null_only_on_a_short_page(
+    count: int, limit: int, offset: int, expected: int | None
+) -> None:
+    recorder = Recorder(200, body={"success": True, "history": [{"n": n} for n in range(count)]})
+    client = make_client(recorder)
+    result = await client.get_lead_history(LEAD, None, limit, offset)
+    await client.aclose()
+    assert result["next_offset"] == expected
+    assert result["lead"] is None

@@ -14,26 +14,32 @@ from nexor_mcp.config import CONFIG_FILE_ENV, ENV_VARS
 from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY
 
 
-def test_demo_shows_a_read_an_update_with_merge_and_a_rejection() -> None:
+def test_demo_works_one_lead_through_several_tools() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "nexor_mcp", "demo"], capture_output=True, text=True, timeout=60, check=False
     )
     assert completed.returncode == 0, completed.stderr
     out = completed.stdout
-    assert "update_lead (writes): lead_id, first_name" in out
+    assert "• update_lead (writes)" in out and "• get_lead_history (read-only)" in out
+    assert "send_message (" not in out.split("2. It reads the lead:")[0]  # outreach is off by default
     assert "Ana Rojas, Head of Sales at Acme SpA" in out
-    # the text content block itself, as the agent reads it: compact JSON, then an indented copy
-    shown = out.split("the agent reads this text content block (", 1)[1]
-    label, text = shown.split("\n", 2)[:2]
-    assert label == f"{len(text.strip())} characters of compact JSON):"
-    lead = json.loads(text)
-    assert (lead["title"], lead["phone"]) == ("VP Sales", None)
+
+    def block_after(step: str) -> str:
+        """The text content block the agent read in `step`, exactly as sent."""
+        shown = out.split(step, 1)[1].split("the agent reads this text content block (", 1)[1]
+        label, text = shown.split("\n", 2)[:2]
+        assert label == f"{len(text.strip())} characters of compact JSON):"
+        return text.strip()
+
+    assert json.loads(block_after("3. It reads the latest"))["history"]
+    assert json.loads(block_after("4. The lead asks for a person"))["cadence_paused"] is True
+    assert json.loads(block_after("5. It tags the lead"))["tags"]
+    lead = json.loads(block_after("7. It writes back"))
+    assert lead["title"] == "VP Sales"
     assert lead["metadata"] == {"edad": 34, "utm_source": "google", "budget": 5000}  # merged, not replaced
-    assert text.strip().startswith('{"id":"') and '"metadata":{"edad":34,"utm_source":"google","budget":5000}' in text
-    assert "The same JSON, indented here for you to read:" in out
-    assert '"edad": 34,\n          "utm_source": "google",\n          "budget": 5000' in out
     assert "isError: true. The agent reads this text content block:" in out
     assert "custom fields go inside metadata" in out
+    assert "send_message is not enabled on this server, so nothing was done" in out
 
 
 def test_demo_into_a_closed_pipe_exits_quietly() -> None:

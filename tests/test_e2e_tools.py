@@ -227,7 +227,7 @@ async def test_get_lead_returns_everything_the_api_sent(mcp: McpProcess, api: Sa
     lead = structured["lead"]
     assert lead["campaign"] == {"id": CAMPAIGN, "name": "Q4 Outbound"}
     assert lead["active_workflow_run"]["current_status"]["key"] == "contacted"
-    assert lead["tags"] == [{"id": "t-1", "name": "VIP"}]
+    assert lead["tags"] == [{"id": "8f14e45f-ceea-467f-a0e6-1b2c3d4e5f60", "name": "VIP", "slug": "vip"}]
     assert structured["variables"]["budget"]["confidence"] == 0.95
     assert "success" not in structured
     assert [(r.method, r.body) for r in api.requests] == [("GET", b"")]

@@ -69,4 +69,33 @@ def select_tools(names: Iterable[str], *, read_only: bool = False) -> tuple[Tool
     )
 
 
-__all__ = ["ALL_TOOLS", "DEFAULT_SELECTION", "TOOLS_BY_NAME", "Group", "ToolSpec", "UnknownToolName", "select_tools"]
+def markdown_table() -> str:
+    """The README's tool table, derived from the declarations (a test keeps the README in step)."""
+    lines = [
+        "| Tool | Group | Arguments (* required) | Read-only | Destructive | Idempotent |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in ALL_TOOLS:
+        fields = spec.arguments.model_fields
+        arguments = ", ".join(
+            f"`{name}`{'*' if info.is_required() else ''}" for name, info in fields.items()
+        ) or "none"
+        hints = spec.annotations()
+        yes_no = {True: "yes", False: "no", None: "–"}
+        lines.append(
+            f"| `{spec.name}` | {spec.group.value} | {arguments} | {yes_no[hints.read_only_hint]} "
+            f"| {yes_no[hints.destructive_hint]} | {yes_no[hints.idempotent_hint]} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "ALL_TOOLS",
+    "DEFAULT_SELECTION",
+    "TOOLS_BY_NAME",
+    "Group",
+    "ToolSpec",
+    "UnknownToolName",
+    "markdown_table",
+    "select_tools",
+]

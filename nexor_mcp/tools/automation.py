@@ -8,12 +8,11 @@ from pydantic import MISSING, Field
 from nexor_mcp.client import Json, NexorClient, OnRetry
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import FreeText, Text, Uuid
-from nexor_mcp.tools.leads import ACCEPTED_OUTPUT, LEAD_ID
+from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH
 from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
 
 WORKFLOW_ID = "The workflow's UUID (get_lead shows the lead's active run)."
 HINTS = UnknownArgumentHints(aliases={"workflowid": "workflow_id", "workflow": "workflow_id", "id": "lead_id"})
-PASSED_THROUGH: dict[str, object] = {"type": "object", "properties": dict(ACCEPTED_OUTPUT)}
 
 
 class StatusArguments(Arguments):
@@ -71,7 +70,7 @@ STOP_AUTOMATION = ToolSpec(
     title="Stop automation (human takeover)",
     description=(
         "Hand the lead to a human: the AI stops answering, the cadence pauses, pending tasks are "
-        "cancelled. Safe to repeat. Undo with resume_automation."
+        "cancelled. Undo with resume_automation."
     ),
     group=Group.WRITE,
     arguments=TakeoverArguments,

@@ -32,9 +32,11 @@ _EMAIL = re.compile(
     r"[^@\s\x00-\x1f\x7f]{1,64}@(?:[^\W_](?:[^\W_]|-){0,61}(?<!-)\.)+(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})",
     re.IGNORECASE,
 )
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# What a value may not hold: lone surrogates and control characters (tab and line breaks allowed in
+# multi-line text); one search each, since they run on every string a caller sends.
+_REFUSED = re.compile("[\ud800-\udfff\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_REFUSED_MULTILINE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
 _BLANK_LOOKALIKES = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, braille blank
 BAD_TEXT = "contains characters that are not valid Unicode text (a lone surrogate such as \\ud800)"
@@ -52,6 +54,9 @@ def problem_at(argument: str, message: str) -> PydanticCustomError:
 
 def is_blank(text: str) -> bool:
     """True when `text` would show as nothing: spaces, controls, invisible marks and fillers only."""
+    first = text[:1]
+    if first.isalnum() and first not in _BLANK_LOOKALIKES:
+        return False  # the usual case, decided by the first character
     return all(
         char.isspace() or char in _BLANK_LOOKALIKES or unicodedata.category(char) in _INVISIBLE_CATEGORIES
         for char in text
@@ -60,15 +65,16 @@ def is_blank(text: str) -> bool:
 
 def text_problem(text: str, *, multiline: bool) -> str | None:
     """Why `text` cannot be sent as a value, or None: not Unicode, control characters, too long."""
-    if _LONE_SURROGATE.search(text):
-        return BAD_TEXT
-    control = (_CONTROL_MULTILINE if multiline else _CONTROL).search(text)
-    if control:
+    found = (_REFUSED_MULTILINE if multiline else _REFUSED).search(text)
+    if found:
+        if _LONE_SURROGATE.match(found.group()):
+            return BAD_TEXT
         allowed = " (tab and line breaks are allowed)" if multiline else ""
-        return f"contains the control character {json.dumps(control.group())}{allowed}; remove it"
-    size = len(text.encode())
-    if size > MAX_TEXT_BYTES:
-        return f"is {size:,} bytes long, over the {MAX_TEXT_BYTES // 1024} KiB limit for one value"
+        return f"contains the control character {json.dumps(found.group())}{allowed}; remove it"
+    if len(text) * 4 > MAX_TEXT_BYTES:  # only then can the UTF-8 form be over the limit
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_TEXT_BYTES:
+            return f"is {size:,} bytes long, over the {MAX_TEXT_BYTES // 1024} KiB limit for one value"
     return None
 
 

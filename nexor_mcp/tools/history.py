@@ -9,7 +9,7 @@ from pydantic import MISSING, Field, model_validator
 from nexor_mcp.client import Json, NexorClient, OnRetry
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Email, FreeText, Text, Timestamp, Uuid, problem
-from nexor_mcp.tools.leads import ACCEPTED_OUTPUT, LEAD_ID
+from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH
 from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
 
 Channel = Literal["call", "whatsapp", "email"]
@@ -32,8 +32,8 @@ GET_LEAD_HISTORY = ToolSpec(
     name="get_lead_history",
     title="Get lead history",
     description=(
-        "Read a lead's timeline: WhatsApp and email messages, calls with summaries, system activity. "
-        "Paged: next_offset is null on the last page."
+        "Read a lead's timeline: WhatsApp and email messages, calls with summaries, activity. "
+        "next_offset is null on the last page."
     ),
     group=Group.READ,
     arguments=HistoryArguments,
@@ -97,7 +97,7 @@ class RecordMeetingArguments(Arguments):
     attendee_phone: Text | MISSING = Field(MISSING, description="Default: the lead's.")
     additional_attendees: list[Attendee] | MISSING = MISSING
     external_calendar_provider: Text | MISSING = Field(
-        MISSING, description='E.g. "google". With external_event_id, a repeat updates the same meeting.'
+        MISSING, description="With external_event_id, a repeat updates the same meeting."
     )
     external_event_id: Text | MISSING = MISSING
 
@@ -121,7 +121,7 @@ RECORD_MEETING = ToolSpec(
     ),
     group=Group.WRITE,
     arguments=RecordMeetingArguments,
-    output_schema={"type": "object", "properties": dict(ACCEPTED_OUTPUT)},
+    output_schema=PASSED_THROUGH,
     handler=record_meeting,
     idempotent=False,
     hints=UnknownArgumentHints(

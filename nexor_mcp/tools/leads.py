@@ -25,9 +25,8 @@ from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
 
 LEAD_ID = "The lead's UUID."
 METADATA = (
-    "Custom fields, merged into the lead's metadata: keys sent are added or overwritten, others kept. "
-    "Flat values only: string, number, boolean or null (null sets the key to null). "
-    'Any field not listed above goes here. Example: {"budget": 5000, "decision_maker": true}.'
+    "Custom fields, merged: keys sent are added or overwritten, others kept. Flat values only: "
+    'string, number, boolean or null. Example: {"budget": 5000, "decision_maker": true}.'
 )
 
 # The lenient shape of a lead in results: SDK clients validate structuredContent against output
@@ -36,6 +35,9 @@ METADATA = (
 LEAD_OUTPUT = {"type": "object"}
 # A write Nexor accepted but whose answer could not be read: {"accepted": true, "message": ...}.
 ACCEPTED_OUTPUT: dict[str, Any] = {"accepted": {"type": "boolean"}, "message": {"type": "string"}}
+PASSED_THROUGH: dict[str, Any] = {"type": "object"}
+"""The output of a write whose answer Nexor documents loosely: that answer minus `success`, or the
+accepted outcome above."""
 
 # Names a model plausibly uses for a lead field.
 LEAD_ALIASES = {
@@ -74,9 +76,8 @@ GET_LEAD = ToolSpec(
     name="get_lead",
     title="Get lead",
     description=(
-        "Read one Nexor lead: contact fields, metadata, campaign, tags, the active workflow run and its "
-        "status, and the variables Nexor's AI extracted. "
-        'Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"}'
+        "Read one lead: contact fields, metadata, campaign, tags, the active workflow run and its "
+        "status, and the variables Nexor's AI extracted."
     ),
     group=Group.READ,
     arguments=GetLeadArguments,
@@ -186,7 +187,7 @@ UPDATE_LEAD = ToolSpec(
     name="update_lead",
     title="Update lead",
     description="""\
-Update fields of one Nexor lead (PATCH). Send lead_id plus only the fields to change:
+Update fields of one lead. Send lead_id plus only the fields to change:
 - an omitted field is left as it is;
 - null, or naming it in clear, clears last_name, email, phone, company, title or campaign_id;
 - metadata is merged: keys sent are added or overwritten, others kept.
@@ -240,7 +241,7 @@ CREATE_LEAD = ToolSpec(
     title="Create lead",
     description=(
         "Create one lead that came in elsewhere, in no workflow. Nexor does not deduplicate: make sure "
-        "it does not exist yet. Never retried; if the outcome is unknown, check before calling again."
+        "it does not exist yet. Never retried automatically."
     ),
     group=Group.WRITE,
     arguments=CreateLeadArguments,

@@ -9,7 +9,7 @@ from pydantic import MISSING, Field, model_validator
 from nexor_mcp.client import Json, NexorClient, OnRetry
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import FreeText, Text, Uuid, problem
-from nexor_mcp.tools.leads import ACCEPTED_OUTPUT, LEAD_ID
+from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH
 from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
 
 
@@ -75,7 +75,7 @@ SEND_MESSAGE = ToolSpec(
     ),
     group=Group.OUTREACH,
     arguments=SendMessageArguments,
-    output_schema={"type": "object", "properties": dict(ACCEPTED_OUTPUT)},
+    output_schema=PASSED_THROUGH,
     handler=send_message,
     destructive=True,
     idempotent=False,

@@ -67,13 +67,17 @@ class ToolSpec(Generic[A]):
             description=self.description,
             input_schema=portable_schema(self.arguments.model_json_schema()),
             output_schema=self.output_schema,
-            annotations=ToolAnnotations(
-                title=self.title,  # also here: clients on protocol versions before Tool.title read this one
-                read_only_hint=self.read_only,
-                destructive_hint=self.destructive,
-                idempotent_hint=self.idempotent,
-                open_world_hint=True,
-            ),
+            annotations=self.annotations(),
+        )
+
+    def annotations(self) -> ToolAnnotations:
+        """Only the hints that say something, so tools/list stays under its size budget: the spec's
+        defaults cover the rest (openWorldHint is true by default; destructive and idempotent hints
+        mean nothing for a read-only tool), and Tool.title (2025-06-18 on) is not repeated here."""
+        if self.read_only:
+            return ToolAnnotations(read_only_hint=True)
+        return ToolAnnotations(
+            read_only_hint=False, destructive_hint=self.destructive, idempotent_hint=self.idempotent
         )
 
     def parse(self, arguments: dict[str, Any] | None) -> A:

@@ -9,7 +9,7 @@ from pydantic import MISSING, Field
 from nexor_mcp.client import Json, NexorClient, OnRetry
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Text, Uuid
-from nexor_mcp.tools.leads import ACCEPTED_OUTPUT, LEAD_ID
+from nexor_mcp.tools.leads import LEAD_ID
 from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
 
 
@@ -47,7 +47,7 @@ ADD_LEAD_TAGS = ToolSpec(
     description="Add existing tags to a lead by id; tags it already has are kept, none are removed.",
     group=Group.WRITE,
     arguments=AddTagsArguments,
-    output_schema={"type": "object", "properties": {"tags": {"type": "array"}, **ACCEPTED_OUTPUT}},
+    output_schema={"type": "object", "properties": {"tags": {"type": "array"}}},
     handler=add_lead_tags,
     hints=UnknownArgumentHints(
         aliases={"tags": "tag_ids", "tag_id": "tag_ids", "ids": "tag_ids", "id": "lead_id"},
@@ -77,8 +77,7 @@ SET_LEAD_TAGS = ToolSpec(
     arguments=SetTagsArguments,
     output_schema={
         "type": "object",
-        "properties": {"tags": {"type": "array"}, "added": {"type": "array"}, "removed": {"type": "array"},
-                       **ACCEPTED_OUTPUT},
+        "properties": {"tags": {"type": "array"}, "added": {"type": "array"}, "removed": {"type": "array"}},
     },
     handler=set_lead_tags,
     destructive=True,
