@@ -142,3 +142,56 @@ def test_the_placeholder_key_is_refused(tmp_path: Path, placeholder: str, source
     assert message.startswith(f"api_key is still the placeholder {placeholder!r}")
     assert "put your real key" in message
     assert "\n" not in message
+
+
+# --- which tools an agent sees ----------------------------------------------------------------------
+
+
+def test_tools_default_to_read_and_write_and_read_only_is_off() -> None:
+    settings = load_settings(environ={})
+    assert (settings.tools, settings.read_only) == (("read", "write"), False)
+
+
+@pytest.mark.parametrize(
+    ("environ", "tools", "read_only"),
+    [
+        ({"NEXOR_TOOLS": " read , automation,read,, "}, ("read", "automation"), False),
+        ({"NEXOR_TOOLS": "update_lead", "NEXOR_READ_ONLY": "yes"}, ("update_lead",), True),
+        ({"NEXOR_READ_ONLY": "0"}, ("read", "write"), False),
+        ({"NEXOR_READ_ONLY": "TRUE"}, ("read", "write"), True),
+    ],
+)
+def test_tools_and_read_only_from_the_environment(
+    environ: dict[str, str], tools: tuple[str, ...], read_only: bool
+) -> None:
+    settings = load_settings(environ=environ)
+    assert (settings.tools, settings.read_only) == (tools, read_only)
+
+
+def test_tools_from_the_config_file_as_an_array_and_flags_win(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"tools": ["read", "outreach"], "read_only": true}')
+    settings = load_settings(environ={}, config_path=path)
+    assert (settings.tools, settings.read_only) == (("read", "outreach"), True)
+    flagged = load_settings({"tools": "write", "read_only": False}, environ={}, config_path=path)
+    assert (flagged.tools, flagged.read_only) == (("write",), False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fact"),
+    [
+        ({"NEXOR_READ_ONLY": "maybe"}, "read_only must be true or false"),
+        ({"NEXOR_TOOLS": ", ,"}, "tools is empty"),
+    ],
+)
+def test_bad_tool_settings_are_one_line_errors(raw: dict[str, str], fact: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=raw)
+    assert fact in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_tools_in_a_config_file_must_be_names(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"tools": ["read", 5]}')
+    outcome = load_in_thread(path)
+    assert isinstance(outcome, ConfigError)
+    assert 'tools must be a comma list like "read,write" or an array of names' in str(outcome)
