@@ -6,7 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nexor_mcp.sandbox.common import EMAIL, Call, Invalid, Json, Reply, is_uuid, lead_not_found, now, validation
+from nexor_mcp.sandbox.common import (
+    EMAIL,
+    Call,
+    Invalid,
+    Json,
+    Reply,
+    is_uuid,
+    json_object,
+    lead_not_found,
+    now,
+    validation,
+)
 from nexor_mcp.sandbox.seed import CAMPAIGNS, State, activity, blank_lead, copy_of, new_run
 
 NULLABLE_TEXT = ("last_name", "phone", "company", "title")
@@ -99,15 +110,7 @@ def _enroll(state: State, lead: Json, workflow: Json, first: Any) -> Json:
 
 
 def parse_changes(body: bytes) -> Json:
-    try:
-        data = json.loads(body) if body else None
-    except ValueError:
-        raise validation("Request body must be valid JSON") from None
-    if not isinstance(data, dict):
-        raise validation("Request body must be a JSON object")
-    unknown = sorted(set(data) - WRITABLE)
-    if unknown:
-        raise validation(f"Unknown field(s): {', '.join(unknown)}")
+    data = json_object(body, WRITABLE)
     for name, value in data.items():
         problem = _field_problem(name, value)
         if problem:
