@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from nexor_mcp import __version__
 from nexor_mcp.config import CONFIG_FILE_ENV, ENV_VARS, LOG_LEVELS, ConfigError, Secret, Settings, load_settings
@@ -30,6 +32,7 @@ environment variables (flags > environment > config file > defaults; empty count
   {CONFIG_FILE_ENV:<28}same as --config
 
 commands:
+  nexor-mcp http                hosted mode: MCP over stateless Streamable HTTP at /mcp
   nexor-mcp sandbox             serve the sandbox API alone (try it with curl)
   nexor-mcp demo                show an agent using the server against the sandbox
 """
@@ -78,7 +81,24 @@ def _parser() -> argparse.ArgumentParser:
         "--sandbox", action="store_true",
         help="talk to an embedded sandbox of the Nexor API with demo leads (no key needed)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{sandbox,demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{http,sandbox,demo}")
+    http = commands.add_parser(
+        "http", help="hosted mode: serve MCP over stateless Streamable HTTP at /mcp",
+        description="Each request brings its own Nexor key (X-API-Key or Authorization: Bearer), unless "
+        "NEXOR_API_KEY is set: then clients present an access token from NEXOR_MCP_ACCESS_TOKENS.",
+    )
+    http.add_argument("--host", help="address to bind (env NEXOR_MCP_HOST; default 127.0.0.1)")
+    http.add_argument("--port", help="port, 0 to 65535 (env NEXOR_MCP_PORT; default 8000)")
+    http.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    http.add_argument(
+        "--allow-host", dest="allowed_hosts", metavar="LIST",
+        help="Host header values to accept, comma list, e.g. mcp.example.com (env NEXOR_MCP_ALLOWED_HOSTS; "
+        "default: the loopback names when bound to loopback, else no check)",
+    )
+    http.add_argument(
+        "--allow-origin", dest="allowed_origins", metavar="LIST",
+        help="Origin header values to accept, comma list (env NEXOR_MCP_ALLOWED_ORIGINS)",
+    )
     sandbox = commands.add_parser("sandbox", help="serve the sandbox Nexor API alone, for trying things out")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sandbox.add_argument("--port", default="8765", help="port, 0 to 65535 (default 8765; 0 picks a free one)")
@@ -109,7 +129,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nexor-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "http":
+        return _serve_http(settings, args, flags)
     return _serve(settings, sandbox=args.sandbox)
+
+
+def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, Any]) -> int:
+    from nexor_mcp.http import check_start, hosted_settings, serve
+    from nexor_mcp.logs import configure_logging, stop_logging
+
+    port = _port(args.port) if args.port is not None else None
+    if args.port is not None and port is None:
+        print(f"nexor-mcp http: --port must be a whole number from 0 to 65535, got {args.port!r}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("nexor-mcp http: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    hosted = hosted_settings(host=args.host, port=port, allowed_hosts=args.allowed_hosts,
+                             allowed_origins=args.allowed_origins)
+    try:
+        check_start(settings, hosted)
+    except ValueError as exc:
+        print(f"nexor-mcp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        # Each worker builds its app from the environment: hand it exactly what this command parsed.
+        for key, value in flags.items():
+            if value is not None:
+                os.environ[ENV_VARS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
+        if args.config:
+            os.environ[CONFIG_FILE_ENV] = args.config
+        os.environ["NEXOR_MCP_HOST"], os.environ["NEXOR_MCP_PORT"] = hosted.host, str(hosted.port)
+    secrets = (settings.api_key.reveal(),) if settings.api_key else ()
+    configure_logging(settings.log_level, secrets + tuple(token.reveal() for token in hosted.access_tokens))
+    for warning in settings.warnings:
+        logger.warning(warning)
+    if not hosted.allowed_hosts and hosted.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("no --allow-host list: Host and Origin headers are not checked (DNS rebinding protection off)")
+    mode = "single-tenant (access tokens)" if settings.api_key else "multi-tenant (a Nexor key per request)"
+    logger.info("serving MCP at http://%s:%d/mcp, %s", hosted.host, hosted.port, mode)
+    try:
+        serve(settings, hosted, args.workers)
+    except OSError as exc:
+        print(f"nexor-mcp http: cannot listen on {hosted.host!r} port {hosted.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_logging()
+    return 0
 
 
 def _check_tools(settings: Settings) -> None:

@@ -6,6 +6,7 @@ turns a result or a `NexorError` into a tool result.
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import logging
@@ -21,7 +22,7 @@ import anyio
 import httpx2
 
 from nexor_mcp import __version__
-from nexor_mcp.config import Settings
+from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import (
     ApiConnectionError,
     ApiStatusError,
@@ -71,14 +72,52 @@ class Request:
     query: Mapping[str, str] | None = None
 
 
+class _Pool:
+    """The one HTTP client (connection pool) of the process. It holds no credential: the key goes
+    on each request, so clients for different accounts can share it without sharing a key."""
+
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> None:
+        self._settings = settings
+        self._transport = transport
+        self.http: httpx2.AsyncClient | None = None
+
+    def client(self) -> httpx2.AsyncClient:
+        # Created on first use: start-up stays fast, and one pool serves every call of the process.
+        if self.http is None:
+            timeout = self._settings.timeout_seconds
+            self.http = httpx2.AsyncClient(
+                base_url=self._settings.base_url + "/",
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
+                # Up to 200 requests in flight, but few idle connections kept: httpcore checks every
+                # idle connection's socket on each request, so a large idle pool left by a burst
+                # made every later call slower (measured: 8 ms vs 4 ms per call after 100 at once).
+                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=8),
+                transport=self._transport,
+            )
+        return self.http
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+            self.http = None
+
+
 class NexorClient:
-    """Async client for the lead endpoints of one Nexor account."""
+    """Async client for the lead endpoints of one Nexor account (one API key)."""
 
     def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
-        self._transport = transport
-        self._http: httpx2.AsyncClient | None = None
+        self._api_key = settings.api_key
+        self._pool = _Pool(settings, transport)
         self._policy = RetryPolicy(settings.max_retries, settings.retry_budget_seconds)
+
+    def with_key(self, api_key: Secret) -> NexorClient:
+        """A client for another account that shares this one's connection pool (hosted mode: one
+        per request, for that request only)."""
+        other = copy.copy(self)
+        other._api_key = api_key
+        return other
 
     def __repr__(self) -> str:
         return f"NexorClient(base_url={self._settings.base_url!r})"
@@ -87,32 +126,8 @@ class NexorClient:
     def base_url(self) -> str:
         return self._settings.base_url
 
-    def _client(self) -> httpx2.AsyncClient:
-        # Created on first use: start-up stays fast, and one client (one connection pool) serves
-        # every call of the process.
-        if self._http is None:
-            assert self._settings.api_key is not None
-            timeout = self._settings.timeout_seconds
-            self._http = httpx2.AsyncClient(
-                base_url=self._settings.base_url + "/",
-                headers={
-                    "X-API-Key": self._settings.api_key.reveal(),
-                    "User-Agent": USER_AGENT,
-                    "Accept": "application/json",
-                },
-                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
-                # Up to 200 requests in flight, but few idle connections kept: httpcore checks every
-                # idle connection's socket on each request, so a large idle pool left by a burst
-                # made every later call slower (measured: 8 ms vs 4 ms per call after 100 at once).
-                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=8),
-                transport=self._transport,
-            )
-        return self._http
-
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._pool.aclose()
 
     async def get_lead(self, lead_id: str, on_retry: OnRetry | None = None) -> Json:
         """GET /leads/{id}; returns `{"lead": {...}, ...}` whichever shape Nexor used."""
@@ -328,10 +343,10 @@ class NexorClient:
 
     async def send(self, request: Request, on_retry: OnRetry | None = None) -> tuple[int, Json]:
         """Send with the retry policy; raises the last attempt's `NexorError`, counting attempts."""
-        if self._settings.api_key is None:
+        if self._api_key is None:
             raise MissingApiKey()
         content = None
-        headers = {}
+        headers = {"X-API-Key": self._api_key.reveal()}
         if request.body is not None:
             content = json.dumps(request.body, ensure_ascii=False, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
@@ -343,7 +358,7 @@ class NexorClient:
                 return await self._attempt(request, content, headers)
             except NexorError as error:
                 # Nexor's own error text is quoted in messages; never let it carry the key back.
-                error.hide(self._settings.api_key.reveal())
+                error.hide(self._api_key.reveal())
                 error.attempts = attempt
                 if not self._policy.should_retry(request.idempotent, error, attempt):
                     raise
@@ -413,16 +428,15 @@ class NexorClient:
         return status, decoded
 
     def _secrets(self) -> tuple[str, ...]:
-        return (self._settings.api_key.reveal(),) if self._settings.api_key else ()
+        return (self._api_key.reveal(),) if self._api_key else ()
 
     async def _exchange(
         self, request: Request, content: bytes | None, headers: dict[str, str]
     ) -> tuple[int, httpx2.Headers, bytes, bool]:
         """Send one request; read at most MAX_RESPONSE_BYTES of the answer (False: it was cut)."""
-        built = self._client().build_request(
-            request.method, request.path, content=content, headers=headers, params=request.query
-        )
-        response = await self._client().send(built, stream=True)
+        http = self._pool.client()
+        built = http.build_request(request.method, request.path, content=content, headers=headers, params=request.query)
+        response = await http.send(built, stream=True)
         try:
             chunks: list[bytes] = []
             size = 0

@@ -231,9 +231,11 @@ def configure_logging(level: str, secrets: tuple[str, ...] = (), stream: object 
     root.addHandler(pipeline.handler)
     root.setLevel(level)
     logging.captureWarnings(True)  # warnings.warn writes to stderr directly otherwise
-    # httpx2 logs every request at INFO; keep that for --log-level DEBUG only.
+    # httpx2 logs every request at INFO, and the SDK's HTTP transport a line per stateless request:
+    # keep those for --log-level DEBUG only.
     noisy_level = logging.NOTSET if level == "DEBUG" else logging.WARNING
-    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
+    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore", "mcp.server.streamable_http",
+                  "mcp.server.streamable_http_manager"):
         logging.getLogger(noisy).setLevel(noisy_level)
     pipeline.start()
     _active = pipeline

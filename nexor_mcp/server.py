@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -84,21 +86,53 @@ def not_enabled_text(name: str, settings: Settings) -> str:
     return f"{name} is not enabled on this server, so nothing was done: {how}."
 
 
-def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
-    """An MCP server exposing the tools `settings` enables, over `client`."""
+@dataclass(frozen=True)
+class CallScope:
+    """Who a call is for: the client (one Nexor account), the secrets to mask, the tools it may use.
+
+    Over stdio there is one scope for the process; in hosted mode each HTTP request brings its own
+    (its key, and maybe a narrower tool selection)."""
+
+    client: NexorClient
+    secrets: tuple[str, ...]
+    enabled: Mapping[str, ToolSpec[Any]]
+    listed: ListToolsResult
+    refusal: Callable[[str], str]
+    """Why a known tool that is not in `enabled` cannot be called here, for the model."""
+
+
+ScopeOf = Callable[[ServerRequestContext[Any]], CallScope]
+
+
+def fixed_scope(settings: Settings, client: NexorClient) -> CallScope:
+    """The scope of a one-account server (stdio): the configured key and tool selection."""
     enabled = {spec.name: spec for spec in select_tools(settings.tools, read_only=settings.read_only)}
-    secrets = (settings.api_key.reveal(),) if settings.api_key else ()
-    listed = ListToolsResult(tools=[spec.tool() for spec in enabled.values()])
+    return CallScope(
+        client=client,
+        secrets=(settings.api_key.reveal(),) if settings.api_key else (),
+        enabled=enabled,
+        listed=ListToolsResult(tools=[spec.tool() for spec in enabled.values()]),
+        refusal=lambda name: not_enabled_text(name, settings),
+    )
+
+
+def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | None = None) -> Server[Any]:
+    """An MCP server over `client` with the tools `settings` enables; `scope_of`, when given,
+    decides per request (hosted mode)."""
+    fixed = fixed_scope(settings, client)
+    resolve: ScopeOf = scope_of or (lambda ctx: fixed)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
-        return listed
+        return resolve(ctx).listed
 
     async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
+        scope = resolve(ctx)
+        secrets, enabled = scope.secrets, scope.enabled
         spec = enabled.get(params.name)
         if spec is None:
             if params.name in TOOLS_BY_NAME:
                 logger.info("%s refused: not enabled", params.name)
-                return error_result(not_enabled_text(params.name, settings), secrets)
+                return error_result(scope.refusal(params.name), secrets)
             return error_result(
                 f"Unknown tool {shown_name(params.name)!r}. This server has: {', '.join(enabled)}.", secrets
             )
@@ -111,7 +145,7 @@ def build_server(settings: Settings, client: NexorClient) -> Server[Any]:
 
         started = time.perf_counter()
         try:
-            structured = await spec.call(client, params.arguments, report_retry)
+            structured = await spec.call(scope.client, params.arguments, report_retry)
             result = success_result(structured, secrets)
         except anyio.get_cancelled_exc_class():
             logger.info("%s cancelled by the client", params.name)

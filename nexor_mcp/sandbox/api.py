@@ -93,6 +93,7 @@ class SandboxApi:
         self._faults: deque[Fault] = deque()
         self._lock = threading.RLock()
         self.state = seed_state()
+        self._accounts: dict[str, State] = {}
 
     @property
     def leads(self) -> dict[str, Json]:
@@ -103,6 +104,7 @@ class SandboxApi:
         """Back to the seeded account, no recorded requests, no pending faults, no latency."""
         with self._lock:
             self.state = seed_state()
+            self._accounts.clear()
             self.requests.clear()
             self._faults.clear()
             self.latency = 0.0
@@ -114,6 +116,14 @@ class SandboxApi:
     def connections(self) -> int:
         """How many distinct client connections (client ports) requests came on since the reset."""
         return self.requests.connections()
+
+    def add_account(self, api_key: str) -> State:
+        """Another account, reached with its own key, with its own copy of the seeded data: what a
+        hosted server serving two tenants must keep apart."""
+        state = seed_state()
+        with self._lock:
+            self._accounts[api_key] = state
+        return state
 
     def add_lead(self, **fields: Any) -> str:
         """Add a lead directly (for tests); returns its id."""
@@ -166,6 +176,7 @@ class SandboxApi:
 
     def _handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
         key = headers.get("x-api-key")
+        state = self.state
         if self.api_key is not None:
             if not key:
                 return 401, {
@@ -173,7 +184,10 @@ class SandboxApi:
                     "message": "Please provide your API key in the X-API-Key header",
                 }
             if key != self.api_key:
-                return 401, {"error": "Invalid API key", "message": "The provided API key is not valid"}
+                other = self._accounts.get(key)
+                if other is None:
+                    return 401, {"error": "Invalid API key", "message": "The provided API key is not valid"}
+                state = other
         if not path.startswith(PREFIX + "/"):
             return 404, {"error": "Not found", "message": "Route not found"}
         matched = _route(path[len(PREFIX) + 1 :])
@@ -185,7 +199,7 @@ class SandboxApi:
             return 405, {"error": "Method not allowed", "message": f"{method} is not supported here"}
         with self._lock:
             try:
-                return handler(self.state, Call(method, lead_id, query, body))
+                return handler(state, Call(method, lead_id, query, body))
             except Invalid as invalid:
                 return invalid.reply
 
