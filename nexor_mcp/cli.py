@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"stderr log level (env {ENV_VARS['log_level']}; default INFO)",
     )
     parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="stderr log lines as text (default) or one JSON object per line",
+    )
+    parser.add_argument(
         "--tools", metavar="LIST",
         help=f"comma list of tool groups (read, write, automation, outreach) and tool names to enable "
         f"(env {ENV_VARS['tools']}; default read,write)",
@@ -131,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "http":
         return _serve_http(settings, args, flags)
-    return _serve(settings, sandbox=args.sandbox)
+    return _serve(settings, sandbox=args.sandbox, json_lines=args.log_format == "json")
 
 
 def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, Any]) -> int:
@@ -161,7 +165,11 @@ def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, A
             os.environ[CONFIG_FILE_ENV] = args.config
         os.environ["NEXOR_MCP_HOST"], os.environ["NEXOR_MCP_PORT"] = hosted.host, str(hosted.port)
     secrets = (settings.api_key.reveal(),) if settings.api_key else ()
-    configure_logging(settings.log_level, secrets + tuple(token.reveal() for token in hosted.access_tokens))
+    configure_logging(
+        settings.log_level,
+        secrets + tuple(token.reveal() for token in hosted.access_tokens),
+        json_lines=args.log_format == "json",
+    )
     for warning in settings.warnings:
         logger.warning(warning)
     if not hosted.allowed_hosts and hosted.host not in ("127.0.0.1", "localhost", "::1"):
@@ -191,7 +199,7 @@ def _check_tools(settings: Settings) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def _serve(settings: Settings, *, sandbox: bool) -> int:
+def _serve(settings: Settings, *, sandbox: bool, json_lines: bool = False) -> int:
     from nexor_mcp.logs import configure_logging, stop_logging
 
     server = None
@@ -204,7 +212,7 @@ def _serve(settings: Settings, *, sandbox: bool) -> int:
             settings, base_url=base_url, api_key=Secret(SANDBOX_API_KEY), warnings=()
         )
     secrets = (settings.api_key.reveal(),) if settings.api_key else ()
-    configure_logging(settings.log_level, secrets)
+    configure_logging(settings.log_level, secrets, json_lines=json_lines)
     for warning in settings.warnings:
         logger.warning(warning)
     if sandbox:

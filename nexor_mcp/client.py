@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import httpx2
 
-from nexor_mcp import __version__
+from nexor_mcp import __version__, metrics
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import (
     ApiConnectionError,
@@ -371,6 +371,7 @@ class NexorClient:
                     raise
                 reason = _retry_reason(error)
                 logger.info("%s /%s attempt %d failed (%s); retrying in %.2f s", method, path, attempt, reason, delay)
+                metrics.current.retry()
                 if on_retry is not None:
                     await on_retry(attempt, delay, reason)
                 await anyio.sleep(delay)
@@ -386,14 +387,17 @@ class NexorClient:
             with anyio.fail_after(self._settings.timeout_seconds):
                 status, response_headers, raw, complete = await self._exchange(request, content, headers)
         except (TimeoutError, httpx2.TimeoutException):
+            metrics.current.nexor_answer("timeout")
             raise ApiTimeout(
                 f"Nexor at {self.base_url} did not answer within {self._settings.timeout_seconds:g} s. {effect.unknown}"
             ) from None
         except httpx2.TransportError as exc:
+            metrics.current.nexor_answer("connection_error")
             sent = not isinstance(exc, httpx2.ConnectError)
             outcome = effect.unknown if sent and effect.writes else CHECK_NETWORK
             raise ApiConnectionError(f"Could not reach Nexor at {self.base_url} ({_reason(exc)}). {outcome}") from None
         logger.debug("%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000)
+        metrics.current.nexor_answer(str(status))
         decoded = decode_json(raw) if complete else _NOT_JSON
         secrets = self._secrets()
         if not 200 <= status <= 299:

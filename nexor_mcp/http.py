@@ -30,10 +30,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ListToolsResult
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nexor_mcp import metrics
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.server import CallScope, build_server, fixed_scope, not_enabled_text
@@ -207,6 +208,7 @@ def security_settings(hosted: HostedSettings) -> TransportSecuritySettings:
 def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient | None = None) -> Starlette:
     """The ASGI app: MCP at /mcp (stateless, JSON answers), /healthz."""
     client = client or NexorClient(settings)
+    recorder = metrics.enable_prometheus()
     server = build_server(settings, client, HostedScopes(settings, client))
     manager = StreamableHTTPSessionManager(
         app=server,
@@ -222,6 +224,10 @@ def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient |
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = recorder.exposition()
+        return Response(body, media_type=content_type)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with manager.run():
@@ -233,6 +239,7 @@ def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient |
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(MCP_PATH, _Guard(mcp_endpoint, settings, hosted), methods=["GET", "POST", "DELETE"]),
         ],
         lifespan=lifespan,

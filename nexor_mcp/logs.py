@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import logging.handlers
 import os
@@ -18,6 +19,7 @@ import queue
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from nexor_mcp.masking import MASK, redact
@@ -115,6 +117,24 @@ class SafeFormatter(logging.Formatter):
         if record.stack_info:
             line += "\n" + quote_block(self.formatStack(record.stack_info))
         return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (`--log-format json`), for log pipelines that parse: the same
+    masking (the filter ran first) and clipping; JSON escaping keeps every record on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, str] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": clip(_message_of(record)),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = clip(record.exc_text, MAX_TRACEBACK_CHARS)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class _DroppingQueueHandler(logging.handlers.QueueHandler):
@@ -218,12 +238,19 @@ class LogPipeline:
 _active: LogPipeline | None = None
 
 
-def configure_logging(level: str, secrets: tuple[str, ...] = (), stream: object | None = None) -> LogPipeline:
-    """Send all logs to stderr (or `stream`) at `level`, masking `secrets`, without ever blocking."""
+def configure_logging(
+    level: str, secrets: tuple[str, ...] = (), stream: object | None = None, *, json_lines: bool = False
+) -> LogPipeline:
+    """Send all logs to stderr (or `stream`) at `level`, masking `secrets`, without ever blocking;
+    `json_lines`: one JSON object per record instead of a text line."""
     global _active
     stop_logging()
     target = sys.stderr if stream is None else stream
     pipeline = LogPipeline(_fd_writer(target), getattr(target, "encoding", None) or "utf-8")
+    if json_lines:
+        formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+        pipeline.handler.setFormatter(formatter)
     pipeline.handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -24,7 +24,7 @@ from mcp.types import (
     TextContent,
 )
 
-from nexor_mcp import __version__
+from nexor_mcp import __version__, metrics
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import NexorError
@@ -126,16 +126,26 @@ def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | No
         return resolve(ctx).listed
 
     async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
-        scope = resolve(ctx)
+        with metrics.current.call(params.name if params.name in TOOLS_BY_NAME else "(unknown)") as outcome:
+            try:
+                result, outcome["outcome"] = await run_call(ctx, resolve(ctx), params)
+            except anyio.get_cancelled_exc_class():
+                outcome["outcome"] = "cancelled"
+                raise
+            return result
+
+    async def run_call(
+        ctx: ServerRequestContext[Any], scope: CallScope, params: CallToolRequestParams
+    ) -> tuple[CallToolResult, str]:
+        """One tool call: its result, and its outcome for the metrics."""
         secrets, enabled = scope.secrets, scope.enabled
         spec = enabled.get(params.name)
         if spec is None:
             if params.name in TOOLS_BY_NAME:
                 logger.info("%s refused: not enabled", params.name)
-                return error_result(scope.refusal(params.name), secrets)
-            return error_result(
-                f"Unknown tool {shown_name(params.name)!r}. This server has: {', '.join(enabled)}.", secrets
-            )
+                return error_result(scope.refusal(params.name), secrets), "refused"
+            unknown = f"Unknown tool {shown_name(params.name)!r}. This server has: {', '.join(enabled)}."
+            return error_result(unknown, secrets), "unknown_tool"
 
         async def report_retry(attempt: int, delay: float, reason: str) -> None:
             # Sent only when the caller asked for progress (a no-op otherwise).
@@ -152,17 +162,17 @@ def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | No
             raise
         except InvalidArguments as exc:
             logger.info("%s rejected: %s", params.name, exc.argument_names())
-            return error_result(str(exc), secrets)
+            return error_result(str(exc), secrets), "rejected"
         except NexorError as exc:
             logger.info("%s failed: %s", params.name, type(exc).__name__)
-            return error_result(f"{params.name} failed: {exc}", secrets)
+            return error_result(f"{params.name} failed: {exc}", secrets), "failed"
         except Exception:
             # Whatever went wrong (a bug, or a result that could not be built), it is this call's
             # alone: the session and every other call go on.
             logger.exception("%s crashed", params.name)
-            return error_result(internal_error_text(spec), secrets)
+            return error_result(internal_error_text(spec), secrets), "crashed"
         logger.info("%s ok in %.1f ms", params.name, (time.perf_counter() - started) * 1000)
-        return result
+        return result, "accepted" if structured.get("accepted") is True else "ok"
 
     server: Server[Any] = Server(
         "nexor-mcp",

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -26,7 +27,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from nexor_mcp.sandbox import SandboxApi, SandboxServer
+from nexor_mcp.sandbox import Fault, SandboxApi, SandboxServer
 from tests.conftest import ANA, JOHN, TEST_KEY
 
 pytestmark = pytest.mark.anyio
@@ -43,13 +44,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def http_server(base_url: str, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, IO[str]]]:
-    """`python -m nexor_mcp http` on a free loopback port, until the block ends (SIGTERM)."""
+def http_server(
+    base_url: str, *args: str, env: dict[str, str] | None = None, before: tuple[str, ...] = ("--log-level", "debug")
+) -> Iterator[tuple[str, IO[str]]]:
+    """`python -m nexor_mcp [before] http [args]` on a free loopback port, until the block ends (SIGTERM)."""
+    with served_process(base_url, *args, env=env, before=before) as (url, stderr, _):
+        yield url, stderr
+
+
+@contextmanager
+def served_process(
+    base_url: str, *args: str, env: dict[str, str] | None = None, before: tuple[str, ...] = ()
+) -> Iterator[tuple[str, IO[str], subprocess.Popen[bytes]]]:
     port = free_port()
     with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "nexor_mcp", "--base-url", base_url, "--log-level", "debug",
-             "http", "--port", str(port), *args],
+            [sys.executable, "-m", "nexor_mcp", "--base-url", base_url, *before, "http", "--port", str(port), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             env={"PATH": os.environ.get("PATH", ""), **(env or {})},
         )
@@ -65,9 +75,10 @@ def http_server(base_url: str, *args: str, env: dict[str, str] | None = None) ->
                 assert process.poll() is None, "the server exited at start"
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.05)
-            yield url, stderr
+            yield url, stderr, process
         finally:
-            process.send_signal(signal.SIGTERM)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -287,3 +298,79 @@ def test_a_configured_key_beyond_loopback_without_a_token_refuses_to_start() -> 
     assert "no access token is configured" in completed.stderr
     assert "NEXOR_MCP_ACCESS_TOKENS" in completed.stderr
     assert TEST_KEY not in completed.stderr
+
+
+# --- operations ----------------------------------------------------------------------------------------
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_calls_answers_and_retries(hosted: tuple[str, IO[str]], api: SandboxApi) -> None:
+    url, _ = hosted
+    before = httpx2.get(f"{url}/metrics", timeout=10).text
+    api.inject(Fault(503, None))
+    assert rpc(url, CALL_GET_ANA, {"X-API-Key": TEST_KEY}).json()["result"]["isError"] is False  # retried once
+    bad = {**CALL_GET_ANA, "params": {"name": "get_lead", "arguments": {"lead_id": "x"}}}
+    assert rpc(url, bad, {"X-API-Key": TEST_KEY}).json()["result"]["isError"] is True
+    response = httpx2.get(f"{url}/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    after = response.text
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("nexor_mcp_tool_calls_total", tool="get_lead", outcome="ok") == 1
+    assert grew("nexor_mcp_tool_calls_total", tool="get_lead", outcome="rejected") == 1
+    assert grew("nexor_mcp_nexor_responses_total", status="503") == 1
+    assert grew("nexor_mcp_nexor_responses_total", status="200") == 1
+    assert grew("nexor_mcp_nexor_retries_total") == 1
+    assert grew("nexor_mcp_tool_call_seconds_count", tool="get_lead") == 2
+    assert metric(after, "nexor_mcp_tool_calls_in_flight") == 0
+    assert TEST_KEY not in after
+
+
+def test_json_log_lines(sandbox_server: SandboxServer, api: SandboxApi) -> None:
+    with http_server(sandbox_server.base_url, before=("--log-format", "json")) as (url, stderr):
+        assert rpc(url, CALL_GET_ANA, {"X-API-Key": TEST_KEY}).json()["result"]["isError"] is False
+        time.sleep(0.3)  # let the log thread write; the assertions below do not depend on timing otherwise
+        stderr.seek(0)
+        lines = [line for line in stderr.read().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert records and all({"time", "level", "logger", "message"} <= set(record) for record in records)
+    assert any(record["message"].startswith("get_lead ok in ") for record in records)
+
+
+def test_sigterm_lets_a_call_in_flight_finish(sandbox_server: SandboxServer, api: SandboxApi) -> None:
+    api.latency = 1.5
+    with served_process(sandbox_server.base_url) as (url, _, process):
+        answers: list[httpx2.Response] = []
+        caller = threading.Thread(
+            target=lambda: answers.append(rpc(url, CALL_GET_ANA, {"X-API-Key": TEST_KEY})), daemon=True
+        )
+        caller.start()
+        deadline = time.monotonic() + 10
+        while not api.requests:  # the call has reached Nexor: it is in flight
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        caller.join(timeout=20)
+        assert answers and answers[0].status_code == 200
+        assert answers[0].json()["result"]["isError"] is False
+        # uvicorn re-raises the signal once it has shut down gracefully: "ended by SIGTERM", as
+        # process supervisors expect, only after the call in flight was answered.
+        assert process.wait(timeout=20) == -signal.SIGTERM
+
+
+def test_workers_share_nothing_and_serve_alike(sandbox_server: SandboxServer, api: SandboxApi) -> None:
+    with http_server(sandbox_server.base_url, "--workers", "2", env={"NEXOR_TOOLS": "read"}) as (url, _):
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        for _ in range(6):
+            tools = rpc(url, listing, {"X-API-Key": TEST_KEY}).json()["result"]["tools"]
+            assert len(tools) == 7  # every worker has the command line's settings
+        assert rpc(url, CALL_GET_ANA, {"X-API-Key": TEST_KEY}).json()["result"]["isError"] is False
