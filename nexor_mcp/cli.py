@@ -174,8 +174,6 @@ def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, A
         logger.warning(warning)
     if not hosted.allowed_hosts and hosted.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("no --allow-host list: Host and Origin headers are not checked (DNS rebinding protection off)")
-    mode = "single-tenant (access tokens)" if settings.api_key else "multi-tenant (a Nexor key per request)"
-    logger.info("serving MCP at http://%s:%d/mcp, %s", hosted.host, hosted.port, mode)
     try:
         serve(settings, hosted, args.workers)
     except OSError as exc:

@@ -300,6 +300,11 @@ def app_from_environment() -> Starlette:
     return create_app(load_settings(), hosted_settings())
 
 
+def _log_serving(settings: Settings, host: str, port: int) -> None:
+    mode = "single-tenant (access tokens)" if settings.api_key else "multi-tenant (a Nexor key per request)"
+    logger.info("serving MCP at http://%s:%d%s, %s", host, port, MCP_PATH, mode)
+
+
 def serve(settings: Settings, hosted: HostedSettings, workers: int = 1) -> None:
     """Run uvicorn until SIGTERM/SIGINT; in-flight requests get `shutdown_seconds` to finish."""
     import uvicorn
@@ -312,6 +317,7 @@ def serve(settings: Settings, hosted: HostedSettings, workers: int = 1) -> None:
         "timeout_keep_alive": 60,
     }
     if workers > 1:
+        _log_serving(settings, hosted.host, hosted.port)
         uvicorn.run("nexor_mcp.http:app_from_environment", factory=True, host=hosted.host, port=hosted.port,
                     workers=workers, **common)
         return
@@ -322,5 +328,6 @@ def serve(settings: Settings, hosted: HostedSettings, workers: int = 1) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((hosted.host, hosted.port))
     sock.listen(2048)
+    _log_serving(settings, hosted.host, sock.getsockname()[1])
     config = uvicorn.Config(create_app(settings, hosted), backlog=2048, **common)
     uvicorn.Server(config).run(sockets=[sock])
