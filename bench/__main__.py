@@ -2,6 +2,8 @@
 
     python -m bench            # full run, writes bench/RESULTS.md
     python -m bench --quick    # tiny counts: a smoke run that only proves the benchmark works
+    python -m bench --http     # hosted mode under load (bench/hosted.py), its own section of RESULTS.md
+    python -m bench --http --quick
 
 Both servers are driven over stdio with raw JSON-RPC (no SDK client overhead), against the same
 sandbox API running in its own process on loopback. A/B runs alternate so drift hits both.
@@ -27,6 +29,7 @@ from typing import Any
 
 import httpx2
 
+from bench.hosted import CONCURRENCIES, LATENCIES, kept_section, run_http
 from bench.rpc import RawServer, spawn_timed
 from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY
 
@@ -358,16 +361,38 @@ def write_results(path: Path, rows: list[Row], counts: Counts) -> None:
     notes = ""
     if path.exists():
         previous = path.read_text(encoding="utf-8")
+        http_section = kept_section(previous)  # `--http`'s section, kept as it is
+        if http_section:
+            notes = "\n" + http_section
         if NOTES_MARKER in previous:
-            notes = "\n" + previous[previous.index(NOTES_MARKER):]
+            notes += "\n" + previous[previous.index(NOTES_MARKER):]
     path.write_text("\n".join(lines) + "\n" + notes, encoding="utf-8")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(","))
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(","))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run, results not written")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the results table")
+    parser.add_argument("--http", action="store_true", help="hosted mode under load instead (bench/hosted.py)")
+    parser.add_argument("--project-root", type=Path, default=HERE.parent,
+                        help="with --http: serve nexor-mcp from this tree (a scratch copy, for experiments)")
+    parser.add_argument("--latency", type=_floats, default=LATENCIES,
+                        help="with --http: API latencies in seconds, comma-separated (default 0,0.1)")
+    parser.add_argument("--concurrency", type=_ints, default=CONCURRENCIES,
+                        help="with --http: concurrencies, comma-separated (default 1,16,64)")
+    parser.add_argument("--growth-calls", type=int, help="with --http: calls for the RSS growth (0: skip it)")
     args = parser.parse_args(argv)
+    if args.http:
+        return run_http(args.quick, args.out, args.project_root.resolve(), args.latency, args.concurrency,
+                        machine(), f"{datetime.now(UTC):%Y-%m-%d %H:%M}", NOTES_MARKER, args.growth_calls)
     counts = QUICK if args.quick else FULL
     with sandbox_process() as base_url:
         bench = Bench(base_url, counts)

@@ -16,6 +16,7 @@ narrow it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hmac
 import logging
 import os
@@ -230,6 +231,13 @@ def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient |
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The ~86,000 objects the SDK, pydantic and starlette leave at import never die: freeze
+        # them out of the collector, and collect young objects less often. Measured by
+        # `python -m bench --http`: p99 at 16 concurrent calls from ~90 ms to ~37 ms, and
+        # 0.1-0.2 ms less CPU per call.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         async with manager.run():
             try:
                 yield
