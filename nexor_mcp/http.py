@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mcp.server import ServerRequestContext
@@ -59,7 +59,6 @@ class HostedSettings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     shutdown_seconds: float = 10.0
-    warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
 class RefusedRequest(Exception):
@@ -72,15 +71,15 @@ class RefusedRequest(Exception):
         self.challenge = challenge
 
 
+def bearer_token(headers: Any) -> str | None:
+    """The token of an `Authorization: Bearer …` header; None if there is none."""
+    scheme, _, token = str(headers.get("authorization", "")).partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def request_key(headers: Any) -> str | None:
     """The Nexor key a request carries, from `X-API-Key` or `Authorization: Bearer`; None if absent."""
-    key = headers.get("x-api-key")
-    if not key:
-        authorization = headers.get("authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        key = token.strip() if scheme.lower() == "bearer" else ""
-    key = key.strip()
-    return key or None
+    return str(headers.get("x-api-key", "")).strip() or bearer_token(headers)
 
 
 def narrowed(names_header: str | None, base: tuple[ToolSpec[Any], ...]) -> tuple[ToolSpec[Any], ...]:
@@ -139,7 +138,7 @@ def authenticate(headers: Any, settings: Settings, hosted: HostedSettings) -> No
     if settings.api_key is not None:
         if not hosted.access_tokens:
             return  # loopback only: refused at start otherwise
-        presented = request_key_from_bearer(headers)
+        presented = bearer_token(headers)
         if presented is None or not any(
             hmac.compare_digest(presented.encode(), token.reveal().encode()) for token in hosted.access_tokens
         ):
@@ -156,11 +155,6 @@ def authenticate(headers: Any, settings: Settings, hosted: HostedSettings) -> No
         )
     if not (key.isascii() and key.isprintable()) or " " in key:
         raise RefusedRequest(401, "the Nexor API key in the request is malformed", challenge=True)
-
-
-def request_key_from_bearer(headers: Any) -> str | None:
-    scheme, _, token = str(headers.get("authorization", "")).partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class _Guard:
