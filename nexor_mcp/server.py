@@ -29,7 +29,7 @@ from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Settings
 from nexor_mcp.errors import NexorError
 from nexor_mcp.masking import clean_json, clean_text, may_need_masking, redact
-from nexor_mcp.tools import ALL_TOOLS, TOOLS_BY_NAME, ToolSpec, select_tools
+from nexor_mcp.tools import TOOLS_BY_NAME, ToolSpec, select_tools
 from nexor_mcp.tools.arguments import InvalidArguments, shown_name
 
 logger = logging.getLogger(__name__)
@@ -47,16 +47,13 @@ def success_result(structured: dict[str, Any], secrets: tuple[str, ...]) -> Call
     """The result of a call that worked: every string cleaned and masked, then the text derived
     from exactly that, and proven encodable here, inside the call, rather than in the transport
     where a failure would end the session."""
-    whole = compact_json(structured)
-    if may_need_masking(whole, secrets):  # else nothing to clean: skip the walk (large metadata)
+    bare = list(structured) == ["lead"]  # the text is then the bare lead, as nothing else is there
+    text = compact_json(structured["lead"] if bare else structured)
+    if may_need_masking(text, secrets):  # else nothing to clean: skip the walk (large metadata)
         structured = clean_json(structured, secrets)
-        whole = compact_json(structured)
+        text = compact_json(structured["lead"] if bare else structured)
     if structured.get("accepted") is True and isinstance(structured.get("message"), str):
         text = structured["message"]  # an accepted write whose answer was unreadable: say it in words
-    elif list(structured) == ["lead"]:
-        text = compact_json(structured["lead"])  # the bare lead when that is all there is
-    else:
-        text = whole
     text.encode("utf-8")
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
@@ -185,9 +182,6 @@ def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | No
     # time on every message, so it goes.
     server.middleware.clear()
     return server
-
-
-__all__ = ["ALL_TOOLS", "build_server", "compact_json", "error_result", "serve_stdio", "success_result"]
 
 
 async def serve_stdio(settings: Settings, client: NexorClient) -> None:

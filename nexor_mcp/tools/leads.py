@@ -126,23 +126,15 @@ class UpdateLeadArguments(Arguments):
     lead_id: Uuid = Field(description=LEAD_ID)
     first_name: Text | MISSING = Field(MISSING, description='Cannot be null. Example: "Ana".')
     last_name: NullableText | MISSING = Field(MISSING, description='null clears it. Example: "Rojas".')
-    email: NullableEmail | MISSING = Field(
-        MISSING, description='null clears it. Example: "ana@example.com".'
-    )
+    email: NullableEmail | MISSING = Field(MISSING, description='null clears it. Example: "ana@example.com".')
     phone: NullableText | MISSING = Field(
-        MISSING,
-        description='Ideally E.164. null clears it. Example: "+56987654321".',
+        MISSING, description='Ideally E.164. null clears it. Example: "+56987654321".'
     )
-    company: NullableText | MISSING = Field(
-        MISSING, description='null clears it. Example: "Acme SpA".'
-    )
+    company: NullableText | MISSING = Field(MISSING, description='null clears it. Example: "Acme SpA".')
     title: NullableText | MISSING = Field(MISSING, description='Job title. null clears it. Example: "CTO".')
-    source: Text | MISSING = Field(
-        MISSING, description='Where the lead came from. Cannot be null. Example: "website".'
-    )
+    source: Text | MISSING = Field(MISSING, description='Where the lead came from. Cannot be null. Example: "website".')
     campaign_id: NullableUuid | MISSING = Field(
-        MISSING,
-        description="Campaign UUID; null removes the lead from its campaign.",
+        MISSING, description="Campaign UUID; null removes the lead from its campaign."
     )
     metadata: Metadata | MISSING = Field(MISSING, description=METADATA)
     clear: Clear | MISSING = Field(
