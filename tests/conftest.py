@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
@@ -43,22 +45,42 @@ class McpProcess:
     """A running `python -m nexor_mcp` subprocess and the SDK session talking to it."""
 
     session: ClientSession
-    stderr: IO[str]
+    stderr: TextIO
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
         return await self.session.call_tool(tool, arguments)
 
     def stderr_text(self) -> str:
-        self.stderr.flush()
-        self.stderr.seek(0)
-        return self.stderr.read()
+        return read_log(self.stderr)
+
+
+@contextmanager
+def child_log() -> Iterator[TextIO]:
+    """A temporary file for a child process's stderr.
+
+    The child and this process share the file's offset. Opened for appending, the child's writes
+    always land at the end, so nothing here (a seek, a read) can make it overwrite earlier lines.
+    `TemporaryFile("a+")` alone is not enough: on a descriptor it already opened, it only seeks to
+    the end and never sets O_APPEND, so that flag is set here.
+    """
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as file:
+        fcntl.fcntl(file.fileno(), fcntl.F_SETFL, fcntl.fcntl(file.fileno(), fcntl.F_GETFL) | os.O_APPEND)
+        yield file
+
+
+def read_log(file: IO[str]) -> str:
+    """Everything written to `file` so far, read without moving the offset the child shares."""
+    chunks: list[bytes] = []
+    while chunk := os.pread(file.fileno(), 1 << 16, sum(map(len, chunks))):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 @asynccontextmanager
 async def spawn_server(env: dict[str, str], args: tuple[str, ...] = ()) -> AsyncIterator[McpProcess]:
     """Start the server exactly as an MCP host would: a subprocess speaking JSON-RPC on stdio."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "nexor_mcp", *args], env=env)
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errlog:
+    with child_log() as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             yield McpProcess(session, errlog)

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from nexor_mcp.sandbox import Fault, SandboxApi, SandboxServer
-from tests.conftest import ANA, JOHN, TEST_KEY
+from tests.conftest import ANA, JOHN, TEST_KEY, child_log, read_log
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +56,7 @@ def served_process(
     base_url: str, *args: str, env: dict[str, str] | None = None, before: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, IO[str], subprocess.Popen[bytes]]]:
     port = free_port()
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
+    with child_log() as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "nexor_mcp", "--base-url", base_url, *before, "http", "--port", str(port), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
@@ -84,7 +83,6 @@ def served_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            stderr.seek(0)
 
 
 @pytest.fixture(scope="module")
@@ -185,10 +183,7 @@ async def test_two_tenants_in_flight_at_once_see_only_their_own_account(
     assert seen[TEST_KEY] == [(False, "John")] * 5
     assert seen[OTHER_KEY] == [(True, "Johnny")] * 5  # Ana is not in the other account: 404
     assert {r.headers["x-api-key"] for r in api.requests} == {TEST_KEY, OTHER_KEY}
-    stderr.seek(0, os.SEEK_END)
-    stderr.flush()
-    stderr.seek(0)
-    log = stderr.read()
+    log = read_log(stderr)
     assert "DEBUG" in log
     assert TEST_KEY not in log and OTHER_KEY not in log  # a caller's key is never logged
 
@@ -283,8 +278,7 @@ def test_single_tenant_needs_an_access_token(sandbox_server: SandboxServer, api:
         result = rpc(url, CALL_GET_ANA, {"Authorization": f"Bearer {ACCESS_TOKEN}"}).json()["result"]
         assert result["isError"] is False
         assert [r.headers["x-api-key"] for r in api.requests] == [TEST_KEY]
-        stderr.seek(0)
-        log = stderr.read()
+        log = read_log(stderr)
         assert ACCESS_TOKEN not in log and TEST_KEY not in log
 
 
@@ -339,8 +333,7 @@ def test_json_log_lines(sandbox_server: SandboxServer, api: SandboxApi) -> None:
     with http_server(sandbox_server.base_url, before=("--log-format", "json")) as (url, stderr):
         assert rpc(url, CALL_GET_ANA, {"X-API-Key": TEST_KEY}).json()["result"]["isError"] is False
         time.sleep(0.3)  # let the log thread write; the assertions below do not depend on timing otherwise
-        stderr.seek(0)
-        lines = [line for line in stderr.read().splitlines() if line.strip()]
+        lines = [line for line in read_log(stderr).splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]
     assert records and all({"time", "level", "logger", "message"} <= set(record) for record in records)
     assert any(record["message"].startswith("get_lead ok in ") for record in records)

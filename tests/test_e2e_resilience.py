@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from email.utils import formatdate
@@ -17,7 +16,7 @@ import pytest
 
 from bench.rpc import RawServer
 from nexor_mcp.sandbox import Fault, SandboxApi, SandboxServer
-from tests.conftest import ANA, JOHN, TEST_KEY, McpProcess, server_env, spawn_server, text_of
+from tests.conftest import ANA, JOHN, TEST_KEY, McpProcess, child_log, read_log, server_env, spawn_server, text_of
 from tests.test_e2e_failures import FAULT_MATRIX
 
 pytestmark = pytest.mark.anyio
@@ -172,7 +171,7 @@ def assert_all_jsonrpc(lines: list[str]) -> None:
 
 
 def test_garbage_on_stdin_never_kills_the_server(sandbox_server: SandboxServer, api: SandboxApi) -> None:
-    with tempfile.TemporaryFile("w+") as stderr, raw_server(sandbox_server.base_url, stderr) as server:
+    with child_log() as stderr, raw_server(sandbox_server.base_url, stderr) as server:
         server.initialize()
         for line in (
             "this is not json",
@@ -203,7 +202,7 @@ def test_fault_matrix_at_debug_level_keeps_stdout_pure_and_the_key_secret(
 ) -> None:
     leaky_401 = Fault(401, {"error": "Invalid API key", "message": f"key {TEST_KEY} is not valid"})
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryFile("w+") as stderr:
+    with child_log() as stderr:
         with raw_server(sandbox_server.base_url, stderr, "--log-level", "debug") as server:
             server.initialize()
             server.request("tools/list")
@@ -214,8 +213,7 @@ def test_fault_matrix_at_debug_level_keeps_stdout_pure_and_the_key_secret(
             results.append(server.call_tool("get_lead", {"lead_id": ANA}))
             results.append(server.call_tool("update_lead", {"lead_id": ANA, "email": TEST_KEY}))
             results.append(server.call_tool("update_lead", {"lead_id": JOHN, "metadata": {"k": TEST_KEY}}))
-        stderr.seek(0)
-        log = stderr.read()
+        log = read_log(stderr)
     assert_all_jsonrpc(server.stdout_lines)
     # With the default 30 s timeout the "read timeout" fault's slow 2xx does arrive: an accepted update.
     expected = [not (case.accepted or case.name == "read timeout") for case in FAULT_MATRIX] + [True, True, False]

@@ -22,7 +22,7 @@ import pytest
 
 from bench.rpc import PROTOCOL_VERSION
 from nexor_mcp.sandbox import Fault, SandboxApi, SandboxServer
-from tests.conftest import ANA, JOHN, server_env
+from tests.conftest import ANA, JOHN, child_log, read_log, server_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes, signals and fcntl")
 
@@ -118,13 +118,12 @@ class Wire:
 
 @pytest.fixture
 def stderr() -> Iterator[IO[str]]:
-    with tempfile.TemporaryFile("w+") as file:
+    with child_log() as file:
         yield file
 
 
 def log_of(stderr: IO[str]) -> str:
-    stderr.seek(0)
-    return stderr.read()
+    return read_log(stderr)
 
 
 def messages(data: bytes) -> list[dict[str, Any]]:
