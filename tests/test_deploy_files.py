@@ -1,6 +1,8 @@
 """The deployment files: Dockerfile, .dockerignore, deploy/ (compose, nginx, Kubernetes) and the
-conformance baseline. No container engine is needed: the Dockerfile is read, and its HEALTHCHECK and
-CMD are run here against a real `nexor-mcp http` on loopback."""
+conformance baseline. No container engine runs on this machine (`docker info`: no daemon), so the
+Dockerfile is read: its stages, user and build inputs are checked here, its HEALTHCHECK and CMD are
+run against a real `nexor-mcp http` on loopback, and .ci/run lints it with hadolint. The wheel the
+image installs is built and installed the same way by .ci/run (scripts/smoke_install.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +119,46 @@ def test_the_image_is_slim_python_runs_as_a_non_root_user_and_serves_hosted_mode
     assert "pip install" in " ".join(rest for key, rest in instructions() if key == "RUN")
 
 
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """The instructions of each stage, by its `AS` name (the last, unnamed one is "final")."""
+    result: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for key, rest in instructions():
+        if key == "FROM":
+            words = rest.split()
+            current = words[2] if len(words) == 3 and words[1].upper() == "AS" else "final"
+            result[current] = []
+        result[current].append((key, rest))
+    return result
+
+
+def test_the_image_installs_the_wheel_not_the_source_tree() -> None:
+    by_stage = stages()
+    assert list(by_stage) == ["wheel", "install", "final"]
+    wheel_runs = " ".join(rest for key, rest in by_stage["wheel"] if key == "RUN")
+    assert "pip wheel --no-deps --wheel-dir /dist ." in wheel_runs, "the wheel, built as python -m build does"
+    install_runs = " ".join(rest for key, rest in by_stage["install"] if key == "RUN")
+    assert re.search(r"/opt/nexor-mcp/bin/pip install /dist/nexor_mcp-\*-py3-none-any\.whl$", install_runs)
+    assert ("COPY", "--from=wheel /dist /dist") in by_stage["install"]
+    all_runs = " ".join(rest for key, rest in instructions() if key == "RUN")
+    assert "pip install ." not in all_runs and "pip install -e" not in all_runs
+    final = by_stage["final"]
+    assert [rest for key, rest in final if key == "COPY"] == ["--from=install /opt/nexor-mcp /opt/nexor-mcp"], \
+        "the final image holds the installed environment only: no source, no wheel, no build tools"
+    assert not [key for key, _ in final if key == "RUN" and "pip" in _]
+    keys = [key for key, _ in final]
+    assert keys.index("USER") > keys.index("COPY") and keys.index("USER") < keys.index("CMD"), \
+        "the server runs as the non-root user"
+
+
+def test_the_build_copies_every_file_the_wheel_is_built_from() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    copied = [source for rest in (r for k, r in stages()["wheel"] if k == "COPY") for source in rest.split()[:-1]]
+    for needed in ("pyproject.toml", project["readme"], *project["license-files"]):
+        assert needed in copied, f"{needed} is read when the wheel is built"
+    assert "nexor_mcp" in copied
+
+
 def test_no_secret_is_baked_into_the_image() -> None:
     for key, rest in instructions():
         if key in ("ENV", "ARG", "LABEL"):
@@ -143,10 +186,11 @@ def test_the_build_context_holds_what_pip_install_needs_and_nothing_else() -> No
     sources = [source for rest in (r for k, r in instructions() if k == "COPY" and "--from" not in r)
                for source in rest.split()[:-1]]
     assert copied and all(included(source) for source in sources), sources
-    for needed in ("pyproject.toml", "README.md", "nexor_mcp/__init__.py", "nexor_mcp/http.py"):
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "nexor_mcp/__init__.py", "nexor_mcp/http.py"):
         assert included(needed), needed
     for excluded in (".git/config", ".venv/bin/python", "tests/test_sandbox.py", "config.json",
-                     "nexor_mcp/__pycache__/http.cpython-311.pyc", ".env"):
+                     "nexor_mcp/__pycache__/http.cpython-311.pyc", ".env", "dist/nexor-mcp.mcpb",
+                     "manifest.json", "scripts/build_mcpb.py"):
         assert not included(excluded), excluded
 
 
