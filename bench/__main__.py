@@ -19,6 +19,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -310,6 +311,50 @@ class Bench:
             for server in servers.values():
                 server.close()
 
+    def write_safety(self) -> None:
+        """What the write-safety steps cost per update_lead, against the plain call in the same run
+        (the "baseline" column here is nexor-mcp's own unguarded call): the guard and the journal
+        each read the lead first (one GET), a dry run reads and sends nothing, the journal also
+        appends two lines."""
+        with tempfile.TemporaryDirectory() as scratch:
+            journal = str(Path(scratch) / "audit.jsonl")
+            plain, journaled = self.start(PROJECT), RawServer(self.argv[PROJECT], {**self.env,
+                                                                                  "NEXOR_AUDIT_LOG": journal})
+            journaled.initialize()
+            samples: dict[str, list[float]] = {"plain": [], "guard": [], "dry": [], "journal": []}
+            def now_updated_at() -> str:
+                lead = plain.call_tool("get_lead", {"lead_id": LEAD})["structuredContent"]["lead"]
+                return str(lead["updated_at"])
+
+            def guarded(n: int) -> dict[str, Any]:
+                return {"lead_id": LEAD, "title": f"g{n}", "if_unchanged_since": updated_at}
+
+            try:
+                block = 25
+                for _ in range(max(1, self.counts.calls // (2 * block))):
+                    samples["plain"] += self.timed_calls(plain, block, lambda n: {"lead_id": LEAD, "title": f"p{n}"})
+                    updated_at = now_updated_at()  # each write moves it; the guard must see the latest
+                    for n in range(block):
+                        started = time.perf_counter()
+                        result = plain.call_tool("update_lead", guarded(n))
+                        samples["guard"].append((time.perf_counter() - started) * 1000)
+                        assert not result.get("isError"), result
+                        updated_at = result["structuredContent"]["lead"]["updated_at"]
+                    samples["dry"] += self.timed_calls(plain, block,
+                                                       lambda n: {"lead_id": LEAD, "title": f"d{n}", "dry_run": True})
+                    samples["journal"] += self.timed_calls(journaled, block,
+                                                           lambda n: {"lead_id": LEAD, "title": f"j{n}"})
+            finally:
+                plain.close()
+                journaled.close()
+        base = statistics.median(samples["plain"])
+        self.add("write safety: update_lead with if_unchanged_since (median)", statistics.median(samples["guard"]),
+                 base, "ms", "baseline: the same call without it; one GET more")
+        self.add("write safety: update_lead with dry_run (median)", statistics.median(samples["dry"]), base, "ms",
+                 "one GET, no write")
+        self.add("write safety: update_lead with the audit journal on (median)", statistics.median(samples["journal"]),
+                 base, "ms", "one GET for the before-values, two appended lines")
+
     def run(self) -> None:
         print(f"  {'measure':<52} {PROJECT:>10} {BASELINE:>10} {'unit':<6} {'ratio':>7}", flush=True)
         self.cold_start()
@@ -319,6 +364,7 @@ class Bench:
         self.tokens()
         self.connection_reuse()
         self.scaling()
+        self.write_safety()
 
 
 def machine() -> str:

@@ -1,4 +1,4 @@
-"""Command line: `nexor-mcp` (the stdio server), `nexor-mcp sandbox`, `nexor-mcp demo`.
+"""Command line: `nexor-mcp` (the stdio server), `http`, `check`, `sandbox`, `demo`.
 
 Heavy imports (the MCP SDK, uvicorn) happen inside the command that needs them, so a bad flag or
 config fails fast, and nothing is ever printed to stdout before the protocol owns it.
@@ -10,12 +10,22 @@ import argparse
 import dataclasses
 import logging
 import os
+import secrets as secrets_module
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from nexor_mcp import __version__
-from nexor_mcp.config import CONFIG_FILE_ENV, ENV_VARS, LOG_LEVELS, ConfigError, Secret, Settings, load_settings
+from nexor_mcp.config import (
+    CONFIG_FILE_ENV,
+    ENV_VARS,
+    LOG_LEVELS,
+    SECRET_ENV,
+    ConfigError,
+    Secret,
+    Settings,
+    load_settings,
+)
 
 logger = logging.getLogger("nexor_mcp")
 
@@ -29,13 +39,72 @@ environment variables (flags > environment > config file > defaults; empty count
   {ENV_VARS["log_level"]:<28}same as --log-level
   {ENV_VARS["tools"]:<28}same as --tools
   {ENV_VARS["read_only"]:<28}same as --read-only (1/true/yes)
+  {ENV_VARS["confirm"]:<28}same as --confirm
+  {SECRET_ENV:<28}hosted mode with replicas: a shared key (32+ bytes) sealing confirmations
+  {ENV_VARS["audit_log"]:<28}same as --audit-log
   {CONFIG_FILE_ENV:<28}same as --config
 
 commands:
   nexor-mcp http                hosted mode: MCP over stateless Streamable HTTP at /mcp
+  nexor-mcp check               check the settings and the API key (one harmless read from Nexor)
+  nexor-mcp audit list|show|undo  read the audit journal; undo lead updates and tag changes
   nexor-mcp sandbox             serve the sandbox API alone (try it with curl)
   nexor-mcp demo                show an agent using the server against the sandbox
 """
+
+
+def _settings_flags(*, inherited: bool = False) -> argparse.ArgumentParser:
+    """The settings flags, as a parent parser: the top level takes them (`nexor-mcp --tools read`), and
+    so does every command that loads the settings (`nexor-mcp check --tools read`). For a command,
+    `inherited` leaves a flag it was not given unset, so it never overwrites the same flag given before
+    the command name."""
+    flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if inherited else None)
+    flags.add_argument("--config", metavar="PATH", help=f"JSON config file (env {CONFIG_FILE_ENV})")
+    flags.add_argument(
+        "--base-url", help=f"Nexor API base URL (env {ENV_VARS['base_url']}; default: the public API)"
+    )
+    flags.add_argument(
+        "--timeout-seconds", type=float,
+        help=f"per-request timeout (env {ENV_VARS['timeout_seconds']}; default 30)",
+    )
+    flags.add_argument(
+        "--max-retries", type=int,
+        help=f"retries after a connection error or HTTP 429/500/502/503/504 (env {ENV_VARS['max_retries']}; "
+        "default 2)",
+    )
+    flags.add_argument(
+        "--retry-budget-seconds", type=float,
+        help="a call is not retried when the wait would end more than this many seconds after it began "
+        f"(env {ENV_VARS['retry_budget_seconds']}; default 20)",
+    )
+    flags.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS,
+        help=f"stderr log level (env {ENV_VARS['log_level']}; default INFO)",
+    )
+    flags.add_argument(
+        "--tools", metavar="LIST",
+        help=f"comma list of tool groups (read, write, automation, outreach) and tool names to enable "
+        f"(env {ENV_VARS['tools']}; default read,write)",
+    )
+    flags.add_argument(
+        "--read-only", action="store_true", default=argparse.SUPPRESS if inherited else None,
+        help=f"enable only the read tools, whatever else is asked for (env {ENV_VARS['read_only']})",
+    )
+    flags.add_argument(
+        "--audit-log", metavar="PATH",
+        help=f"append every write to this audit journal (JSON lines), before it is sent and after "
+        f"(env {ENV_VARS['audit_log']}; default: off)",
+    )
+    flags.add_argument(
+        "--confirm", metavar="GROUPS",
+        help="tool groups that need a person's confirmation before they run: automation, outreach, or never "
+        f"(env {ENV_VARS['confirm']}; default automation,outreach)",
+    )
+    flags.add_argument(
+        "--sandbox", action="store_true", default=argparse.SUPPRESS if inherited else False,
+        help="talk to an embedded sandbox of the Nexor API with demo leads (no key needed)",
+    )
+    return flags
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,48 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         description="MCP server (stdio) for reading and updating Nexor leads.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_settings_flags()],
     )
     parser.add_argument("--version", action="version", version=f"nexor-mcp {__version__}")
-    parser.add_argument("--config", metavar="PATH", help=f"JSON config file (env {CONFIG_FILE_ENV})")
-    parser.add_argument(
-        "--base-url", help=f"Nexor API base URL (env {ENV_VARS['base_url']}; default: the public API)"
-    )
-    parser.add_argument(
-        "--timeout-seconds", type=float,
-        help=f"per-request timeout (env {ENV_VARS['timeout_seconds']}; default 30)",
-    )
-    parser.add_argument(
-        "--max-retries", type=int,
-        help=f"retries after a connection error or HTTP 429/500/502/503/504 (env {ENV_VARS['max_retries']}; "
-        "default 2)",
-    )
-    parser.add_argument(
-        "--retry-budget-seconds", type=float,
-        help="a call is not retried when the wait would end more than this many seconds after it began "
-        f"(env {ENV_VARS['retry_budget_seconds']}; default 20)",
-    )
-    parser.add_argument(
-        "--log-level", type=str.upper, choices=LOG_LEVELS,
-        help=f"stderr log level (env {ENV_VARS['log_level']}; default INFO)",
-    )
     parser.add_argument(
         "--log-format", choices=("text", "json"), default="text",
         help="stderr log lines as text (default) or one JSON object per line",
     )
-    parser.add_argument(
-        "--tools", metavar="LIST",
-        help=f"comma list of tool groups (read, write, automation, outreach) and tool names to enable "
-        f"(env {ENV_VARS['tools']}; default read,write)",
-    )
-    parser.add_argument(
-        "--read-only", action="store_true", default=None,
-        help=f"enable only the read tools, whatever else is asked for (env {ENV_VARS['read_only']})",
-    )
-    parser.add_argument(
-        "--sandbox", action="store_true",
-        help="talk to an embedded sandbox of the Nexor API with demo leads (no key needed)",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="{http,sandbox,demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{http,check,audit,sandbox,demo}")
     http = commands.add_parser(
         "http", help="hosted mode: serve MCP over stateless Streamable HTTP at /mcp",
         description="Each request brings its own Nexor key (X-API-Key or Authorization: Bearer), unless "
@@ -107,6 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sandbox.add_argument("--port", default="8765", help="port, 0 to 65535 (default 8765; 0 picks a free one)")
     commands.add_parser("demo", help="run an agent session against the sandbox and print what it sees")
+    commands.add_parser(
+        "check", parents=[_settings_flags(inherited=True)],
+        help="check the configuration and the API key: each setting and its source, then one read from Nexor",
+        description="Loads the settings exactly as the server would, shows each one and where it came from "
+        "(the key masked), calls Nexor once with a read that changes nothing (GET /tags), and says whether "
+        "the key works. Exit status 0 if it does, 1 otherwise. Settings flags may go before or after `check`.",
+    )
+    from nexor_mcp.audit_cli import add_audit_parser
+
+    add_audit_parser(commands, [_settings_flags(inherited=True)])
     return parser
 
 
@@ -118,15 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from nexor_mcp.demo import run_demo
 
         return run_demo()
-    flags = {
-        "base_url": args.base_url,
-        "timeout_seconds": args.timeout_seconds,
-        "max_retries": args.max_retries,
-        "retry_budget_seconds": args.retry_budget_seconds,
-        "log_level": args.log_level,
-        "tools": args.tools,
-        "read_only": args.read_only,
-    }
+    flags = _flags(args)
+    if args.command == "check":
+        from nexor_mcp.check import run_check
+
+        return run_check(flags, args.config, sandbox=args.sandbox)
     try:
         settings = load_settings(flags, config_path=args.config)
         _check_tools(settings)
@@ -135,7 +176,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "http":
         return _serve_http(settings, args, flags)
+    if args.command == "audit":
+        from nexor_mcp.audit_cli import run_audit
+
+        return run_audit(settings, args)
     return _serve(settings, sandbox=args.sandbox, json_lines=args.log_format == "json")
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (None: not given)."""
+    return {
+        "base_url": args.base_url,
+        "timeout_seconds": args.timeout_seconds,
+        "max_retries": args.max_retries,
+        "retry_budget_seconds": args.retry_budget_seconds,
+        "log_level": args.log_level,
+        "tools": args.tools,
+        "read_only": args.read_only,
+        "confirm": args.confirm,
+        "audit_log": args.audit_log,
+    }
 
 
 def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, Any]) -> int:
@@ -164,6 +224,8 @@ def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, A
         if args.config:
             os.environ[CONFIG_FILE_ENV] = args.config
         os.environ["NEXOR_MCP_HOST"], os.environ["NEXOR_MCP_PORT"] = hosted.host, str(hosted.port)
+        # One confirmation key for all the workers, so a token one issued is accepted by another.
+        os.environ.setdefault(SECRET_ENV, secrets_module.token_hex(32))
     secrets = (settings.api_key.reveal(),) if settings.api_key else ()
     configure_logging(
         settings.log_level,

@@ -7,7 +7,8 @@ turns a result or a `NexorError` into a tool result.
 from __future__ import annotations
 
 import copy
-import errno
+import functools
+import hashlib
 import json
 import logging
 import math
@@ -16,12 +17,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx2
+import anyio.to_thread
 
-from nexor_mcp import __version__, metrics
+from nexor_mcp import __version__, metrics, outbound
+from nexor_mcp.audit import Journal, JournalError, account_fingerprint
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import (
     ApiConnectionError,
@@ -29,6 +31,7 @@ from nexor_mcp.errors import (
     ApiTimeout,
     Effect,
     InvalidResponse,
+    JournalUnwritable,
     MissingApiKey,
     NexorError,
     UnreadableAnswer,
@@ -41,6 +44,9 @@ from nexor_mcp.errors import (
 )
 from nexor_mcp.masking import clean_text
 from nexor_mcp.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx2
 
 logger = logging.getLogger(__name__)
 
@@ -72,28 +78,39 @@ class Request:
     query: Mapping[str, str] | None = None
 
 
+class WouldSend(Exception):
+    """Raised by a previewing client in place of sending a write."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request.method, request.path)
+        self.request = request
+
+
 class _Pool:
-    """The one HTTP client (connection pool) of the process. It holds no credential: the key goes
-    on each request, so clients for different accounts can share it without sharing a key."""
+    """The one connection pool of the process (`nexor_mcp.outbound`). It holds no credential: the
+    key goes on each request, so clients for different accounts can share it without sharing a key.
+
+    `transport`: an httpx2 transport (`httpx2.MockTransport` in tests) that answers instead of the
+    network; requests still go through the pool's writer and parser."""
 
     def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> None:
         self._settings = settings
         self._transport = transport
-        self.http: httpx2.AsyncClient | None = None
+        self.http: outbound.Pool | None = None
 
-    def client(self) -> httpx2.AsyncClient:
+    def client(self) -> outbound.Pool:
         # Created on first use: start-up stays fast, and one pool serves every call of the process.
         if self.http is None:
-            timeout = self._settings.timeout_seconds
-            self.http = httpx2.AsyncClient(
-                base_url=self._settings.base_url + "/",
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
-                # Up to 200 requests in flight, but few idle connections kept: httpcore checks every
-                # idle connection's socket on each request, so a large idle pool left by a burst
-                # made every later call slower (measured: 8 ms vs 4 ms per call after 100 at once).
-                limits=httpx2.Limits(max_connections=200, max_keepalive_connections=8),
-                transport=self._transport,
+            base_url = self._settings.base_url
+            self.http = outbound.Pool(
+                base_url,
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
+                connect_timeout=min(self._settings.timeout_seconds, CONNECT_TIMEOUT_SECONDS),
+                # Up to 200 requests in flight, and up to 100 idle connections kept for reuse (taking
+                # one is O(1), unlike httpcore's pool, which checked every idle socket per request).
+                max_connections=200,
+                max_idle=100,
+                opener=outbound.transport_opener(self._transport, base_url) if self._transport else None,
             )
         return self.http
 
@@ -111,6 +128,26 @@ class NexorClient:
         self._api_key = settings.api_key
         self._pool = _Pool(settings, transport)
         self._policy = RetryPolicy(settings.max_retries, settings.retry_budget_seconds)
+        self._previewing = False
+        self._audit: _Audit | None = None
+
+    def previewing(self) -> NexorClient:
+        """A copy that reads as usual but, instead of sending a write, raises `WouldSend` with it:
+        what a dry run shows is then exactly the request the real call sends."""
+        other = copy.copy(self)
+        other._previewing = True
+        return other
+
+    def journaled(
+        self, journal: Journal, *, tool: str, lead_id: str | None, before: Json | None, undoes: str | None = None
+    ) -> NexorClient:
+        """A copy whose every write is recorded in `journal`: an intent line before it is sent (if
+        that line cannot be written, `JournalUnwritable` and nothing is sent), an outcome line after.
+        One copy per tool call: `tool`, `lead_id` and `before` describe that call. Reads are not
+        journaled."""
+        other = copy.copy(self)
+        other._audit = _Audit(journal, tool, lead_id, before, undoes)
+        return other
 
     def with_key(self, api_key: Secret) -> NexorClient:
         """A client for another account that shares this one's connection pool (hosted mode: one
@@ -125,6 +162,12 @@ class NexorClient:
     @property
     def base_url(self) -> str:
         return self._settings.base_url
+
+    @property
+    def account(self) -> str:
+        """A one-way digest of the key (SHA-256, hex) that tells accounts apart without revealing
+        the key: what confirmations are bound to and the audit journal records."""
+        return hashlib.sha256(self._api_key.reveal().encode()).hexdigest() if self._api_key else ""
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -333,11 +376,73 @@ class NexorClient:
         lead: bool = False,
     ) -> Json:
         """Send a write; a 2xx whose answer cannot be read is the accepted outcome, never a failure."""
+        if self._previewing:
+            raise WouldSend(request)
+        if self._audit is not None:
+            return await self._journaled_write(self._audit, request, on_retry, parse, change, next_step, lead=lead)
         try:
             status, body = await self.send(request, on_retry)
             return parse(status, body)
         except UnreadableAnswer as unreadable:
             return accepted_unreadable(unreadable, change, next_step, lead=lead)
+
+    async def _journaled_write(
+        self,
+        audit: _Audit,
+        request: Request,
+        on_retry: OnRetry | None,
+        parse: Callable[[int, Json], Json],
+        change: str,
+        next_step: str,
+        *,
+        lead: bool,
+    ) -> Json:
+        """`_write` with an intent line before the request and an outcome line after it."""
+        if self._api_key is None:
+            raise MissingApiKey()  # nothing would be sent: nothing to journal
+        secrets = self._secrets()
+        begin = functools.partial(
+            audit.journal.begin, tool=audit.tool, lead_id=audit.lead_id, method=request.method, path=request.path,
+            body=request.body, before=audit.before, account=account_fingerprint(self._api_key), secrets=secrets,
+            undoes=audit.undoes,
+        )
+        try:
+            # In a worker thread: the intent line is fsynced, which must not stall the event loop.
+            entry = await anyio.to_thread.run_sync(begin)
+        except JournalError as exc:
+            logger.error("write refused, nothing sent: the audit journal %s cannot be written (%s)",
+                         exc.path, exc.reason)
+            raise JournalUnwritable(exc.reason) from None
+
+        def finish(status: int | None, outcome: str, detail: str | None, after: Json | None = None) -> None:
+            try:
+                audit.journal.finish(entry, status=status, outcome=outcome, detail=detail, after=after, secrets=secrets)
+            except JournalError as exc:
+                logger.error(
+                    "the audit journal %s could not record the outcome of entry %s (%s: %s): %s",
+                    exc.path, entry, outcome, f"HTTP {status}" if status else "no answer", exc.reason,
+                )
+
+        try:
+            status, body = await self.send(request, on_retry)
+            result = parse(status, body)
+        except UnreadableAnswer as unreadable:
+            finish(unreadable.status, "accepted", f"Nexor's answer {unreadable.what}")
+            return accepted_unreadable(unreadable, change, next_step, lead=lead)
+        except NexorError as error:
+            uncertain = error.may_have_taken_effect() or error.earlier_attempt_uncertain
+            outcome = "unknown" if uncertain else "failed"
+            finish(getattr(error, "status", None), outcome, f"{type(error).__name__}: {error}")
+            raise
+        except BaseException as exc:
+            why = (
+                "the call was cancelled" if isinstance(exc, anyio.get_cancelled_exc_class())
+                else f"nexor-mcp failed ({type(exc).__name__})"
+            )
+            finish(None, "unknown", f"{why} while the request may have been in flight")
+            raise
+        finish(status, "ok", None, written_after(request, result))
+        return result
 
     # --- the exchange ----------------------------------------------------------------------------
 
@@ -353,6 +458,7 @@ class NexorClient:
         method, path = request.method, request.path
         started = time.monotonic()
         attempt = 1
+        uncertain = False  # whether an attempt so far may have taken effect (for the audit journal)
         while True:
             try:
                 return await self._attempt(request, content, headers)
@@ -360,6 +466,8 @@ class NexorClient:
                 # Nexor's own error text is quoted in messages; never let it carry the key back.
                 error.hide(self._api_key.reveal())
                 error.attempts = attempt
+                error.earlier_attempt_uncertain = uncertain
+                uncertain = uncertain or error.may_have_taken_effect()
                 if not self._policy.should_retry(request.idempotent, error, attempt):
                     raise
                 delay = self._policy.delay(attempt, getattr(error, "retry_after", None))
@@ -386,16 +494,17 @@ class NexorClient:
             # cannot hold a call forever.
             with anyio.fail_after(self._settings.timeout_seconds):
                 status, response_headers, raw, complete = await self._exchange(request, content, headers)
-        except (TimeoutError, httpx2.TimeoutException):
+        except TimeoutError:
             metrics.current.nexor_answer("timeout")
             raise ApiTimeout(
                 f"Nexor at {self.base_url} did not answer within {self._settings.timeout_seconds:g} s. {effect.unknown}"
             ) from None
-        except httpx2.TransportError as exc:
+        except outbound.SendFailed as exc:
             metrics.current.nexor_answer("connection_error")
-            sent = not isinstance(exc, httpx2.ConnectError)
-            outcome = effect.unknown if sent and effect.writes else CHECK_NETWORK
-            raise ApiConnectionError(f"Could not reach Nexor at {self.base_url} ({_reason(exc)}). {outcome}") from None
+            outcome = effect.unknown if exc.sent and effect.writes else CHECK_NETWORK
+            raise ApiConnectionError(
+                f"Could not reach Nexor at {self.base_url} ({exc.reason}). {outcome}", sent=exc.sent
+            ) from None
         logger.debug("%s /%s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000)
         metrics.current.nexor_answer(str(status))
         decoded = decode_json(raw) if complete else _NOT_JSON
@@ -436,22 +545,46 @@ class NexorClient:
 
     async def _exchange(
         self, request: Request, content: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, httpx2.Headers, bytes, bool]:
+    ) -> tuple[int, Mapping[str, str], bytes, bool]:
         """Send one request; read at most MAX_RESPONSE_BYTES of the answer (False: it was cut)."""
-        http = self._pool.client()
-        built = http.build_request(request.method, request.path, content=content, headers=headers, params=request.query)
-        response = await http.send(built, stream=True)
-        try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    return response.status_code, response.headers, b"", False
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        return response.status_code, response.headers, b"".join(chunks), True
+        answer = await self._pool.client().request(
+            request.method, request.path, query=request.query, headers=headers, body=content,
+            max_body=MAX_RESPONSE_BYTES,
+        )
+        return answer.status, answer.headers, answer.body, answer.complete
+
+
+@dataclass(frozen=True, slots=True)
+class _Audit:
+    """What a journaled client records with each write (see `NexorClient.journaled`)."""
+
+    journal: Journal
+    tool: str
+    lead_id: str | None
+    before: Json | None
+    undoes: str | None
+
+
+def written_after(request: Request, result: Json) -> Json | None:
+    """What Nexor's answer says the written values now are, for exactly what the write wrote: the
+    fields and metadata keys of a PATCH of a lead, the tag names of a PUT of its tags; else None.
+    `audit undo` compares the lead with this (Nexor may store a value differently than sent)."""
+    body = request.body or {}
+    if request.method == "PATCH" and request.path.startswith("leads/") and isinstance(result.get("lead"), dict):
+        lead: Json = result["lead"]
+        fields = {name: lead[name] for name in body if name != "metadata" and name in lead}
+        stored = lead.get("metadata")
+        written = body.get("metadata")
+        metadata = (
+            {key: stored[key] for key in written if key in stored}
+            if isinstance(stored, dict) and isinstance(written, dict) else {}
+        )
+        return {"fields": fields, "metadata": metadata}
+    if request.method == "PUT" and request.path == "leads/tags" and isinstance(result.get("tags"), list):
+        names = [tag.get("name") for tag in result["tags"] if isinstance(tag, dict)]
+        if all(isinstance(name, str) for name in names):
+            return {"tags": names}
+    return None
 
 
 _NOT_JSON: Any = object()
@@ -600,24 +733,3 @@ def _retry_reason(error: NexorError) -> str:
     if isinstance(error, ApiStatusError):
         return f"HTTP {error.status}"
     return "connection failed"
-
-
-_OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)
-
-
-def _reason(exc: httpx2.TransportError) -> str:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno in _OUT_OF_FILES:
-            return (
-                "nexor-mcp has run out of file descriptors (too many open files), so no connection "
-                "could be opened; this is not a network problem: restart the server or raise its open-file limit"
-            )
-        cause = cause.__cause__ or cause.__context__
-    name = {
-        httpx2.ConnectError: "connection refused or host unreachable",
-        httpx2.RemoteProtocolError: "the connection was closed mid-response",
-        httpx2.ReadError: "the connection was reset",
-        httpx2.WriteError: "the connection was reset while sending",
-    }.get(type(exc))
-    return name or type(exc).__name__

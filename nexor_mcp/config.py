@@ -36,8 +36,16 @@ ENV_VARS = {
     "log_level": "NEXOR_LOG_LEVEL",
     "tools": "NEXOR_TOOLS",
     "read_only": "NEXOR_READ_ONLY",
+    "confirm": "NEXOR_CONFIRM",
+    "audit_log": "NEXOR_AUDIT_LOG",
 }
 DEFAULT_TOOLS = ("read", "write")
+CONFIRMABLE_GROUPS = ("automation", "outreach")
+"""The groups whose tools can need a person's confirmation: they contact people or move the pipeline."""
+SECRET_ENV = "NEXOR_MCP_SECRET"
+"""A key shared by every replica of a hosted deployment, so a confirmation one replica issued is
+accepted by any other; without it each process makes its own."""
+MIN_SECRET_BYTES = 32
 CONFIG_FILE_ENV = "NEXOR_MCP_CONFIG"
 MAX_CONFIG_BYTES = 1024 * 1024
 # Keys people paste from config.example.json or the README without replacing them.
@@ -82,6 +90,12 @@ class Settings:
     tools: tuple[str, ...] = DEFAULT_TOOLS
     """Groups and tool names to enable; checked against the tool catalogue when the server starts."""
     read_only: bool = False
+    confirm: tuple[str, ...] = CONFIRMABLE_GROUPS
+    """The groups whose tools need a person's confirmation before they run (NEXOR_CONFIRM; "never": none)."""
+    secret: Secret | None = None
+    """NEXOR_MCP_SECRET: seals confirmation tokens; `None` means a random key per process."""
+    audit_log: str | None = None
+    """The audit journal's path (absolute, `~` expanded); None: no journal."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -100,6 +114,8 @@ def load_settings(
     for key, var in ENV_VARS.items():
         if environ.get(var, "").strip():
             raw[key] = environ[var].strip()
+    if environ.get(SECRET_ENV, "").strip():
+        raw["secret"] = environ[SECRET_ENV].strip()  # the environment only: never in a config file
     for key, value in (flags or {}).items():
         if value is not None:
             raw[key] = value
@@ -199,6 +215,9 @@ def _build(raw: Mapping[str, Any], warnings: list[str] | None = None) -> Setting
         log_level=_log_level(raw.get("log_level", DEFAULT_LOG_LEVEL)),
         tools=_tool_names(raw.get("tools", DEFAULT_TOOLS)),
         read_only=_flag(raw.get("read_only", False), "read_only"),
+        confirm=_confirm_groups(raw.get("confirm", CONFIRMABLE_GROUPS)),
+        secret=_secret(raw.get("secret")),
+        audit_log=_audit_log(raw.get("audit_log")),
         warnings=tuple(warnings),
     )
 
@@ -215,6 +234,46 @@ def _tool_names(value: Any) -> tuple[str, ...]:
     if not names:
         raise ConfigError('tools is empty; name at least one group or tool, e.g. "read"')
     return tuple(dict.fromkeys(names))
+
+
+def _confirm_groups(value: Any) -> tuple[str, ...]:
+    """"never", or a comma list / array of the confirmable groups."""
+    expected = f'confirm must be "never" or a comma list of {", ".join(CONFIRMABLE_GROUPS)}'
+    if isinstance(value, str):
+        names = [name.strip().lower() for name in value.split(",")]
+    elif isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
+        names = [name.strip().lower() for name in value]
+    else:
+        raise ConfigError(f"{expected}, got {value!r}")
+    names = [name for name in names if name]
+    if names == ["never"]:
+        return ()
+    wrong = [name for name in names if name not in CONFIRMABLE_GROUPS]
+    if wrong or not names:
+        raise ConfigError(f"{expected}, got {value!r}")
+    return tuple(group for group in CONFIRMABLE_GROUPS if group in names)
+
+
+def _secret(value: Any) -> Secret | None:
+    if value is None:
+        return None
+    if len(str(value).encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{SECRET_ENV} must be at least {MIN_SECRET_BYTES} bytes (e.g. the output of: openssl rand -hex 32)"
+        )
+    return Secret(str(value))
+
+
+def _audit_log(value: Any) -> str | None:
+    """An absolute path (after `~`): a relative one would land wherever the host started the server."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or "\0" in value:
+        raise ConfigError(f"audit_log must be a file path, got {value!r}")
+    path = os.path.expanduser(value.strip())
+    if not os.path.isabs(path):
+        raise ConfigError(f"audit_log must be an absolute path (or start with ~/), got {value.strip()!r}")
+    return path
 
 
 def _flag(value: Any, key: str) -> bool:

@@ -74,6 +74,13 @@ class NexorError(Exception):
         self.message = message
         self.attempts = 1
         self.note = ""
+        self.earlier_attempt_uncertain = False
+        """Set by `NexorClient.send`: an earlier attempt of the same request may have taken effect."""
+
+    def may_have_taken_effect(self) -> bool:
+        """Whether the request that failed this way may still have changed something in Nexor
+        (the audit journal's "unknown" outcome) rather than certainly not ("failed")."""
+        return True
 
     def hide(self, secret: str) -> None:
         """Mask `secret` wherever Nexor's quoted text may have carried it."""
@@ -96,6 +103,26 @@ class MissingApiKey(NexorError):
     def __init__(self) -> None:
         super().__init__(f"No Nexor API key is configured, so nothing was sent. {KEY_HELP}")
 
+    def may_have_taken_effect(self) -> bool:
+        return False
+
+
+class JournalUnwritable(NexorError):
+    """The audit journal (NEXOR_AUDIT_LOG) could not record a write's intent, so the write was
+    refused before anything was sent: every write must be on record first (fail closed)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"Nothing was sent to Nexor: the write was refused because the audit journal cannot be "
+            f"written ({reason}), and every write must be recorded there before it is sent. This is not "
+            "something to retry: ask the user to fix NEXOR_AUDIT_LOG (or audit_log in the config file) "
+            "so that it names a writable file, then try again."
+        )
+        self.reason = reason
+
+    def may_have_taken_effect(self) -> bool:
+        return False
+
 
 class ApiStatusError(NexorError):
     """Nexor answered with a non-2xx status."""
@@ -104,6 +131,9 @@ class ApiStatusError(NexorError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+    def may_have_taken_effect(self) -> bool:
+        return not 400 <= self.status <= 499  # a 4xx is a refusal; a 5xx or odd status may be anything
 
 
 class BadRequest(ApiStatusError):
@@ -149,9 +179,20 @@ class ApiTimeout(NexorError):
 class ApiConnectionError(NexorError):
     retryable = True
 
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
+        """False when the connection itself failed, so the request certainly never left."""
+
+    def may_have_taken_effect(self) -> bool:
+        return self.sent
+
 
 class InvalidResponse(NexorError):
     """A 2xx whose body is not the lead we asked for."""
+
+    def may_have_taken_effect(self) -> bool:
+        return False  # Nexor answered success: false
 
 
 class UnreadableAnswer(InvalidResponse):
@@ -168,6 +209,9 @@ class UnreadableAnswer(InvalidResponse):
         )
         self.status = status
         self.what = what
+
+    def may_have_taken_effect(self) -> bool:
+        return True  # a 2xx: it did
 
 
 def api_error_text(body: Any, secrets: tuple[str, ...] = ()) -> str:

@@ -19,16 +19,19 @@ from mcp.server import Server, ServerRequestContext
 from mcp.types import (
     CallToolRequestParams,
     CallToolResult,
+    InputRequiredResult,
     ListToolsResult,
     PaginatedRequestParams,
     TextContent,
 )
 
 from nexor_mcp import __version__, metrics
-from nexor_mcp.client import NexorClient
+from nexor_mcp.client import Json, NexorClient
 from nexor_mcp.config import Settings
+from nexor_mcp.confirm import Pending
 from nexor_mcp.errors import NexorError
 from nexor_mcp.masking import clean_json, clean_text, may_need_masking, redact
+from nexor_mcp.safety import Reply, WriteSafety, pending_text
 from nexor_mcp.tools import TOOLS_BY_NAME, ToolSpec, select_tools
 from nexor_mcp.tools.arguments import InvalidArguments, shown_name
 
@@ -56,6 +59,16 @@ def success_result(structured: dict[str, Any], secrets: tuple[str, ...]) -> Call
         text = structured["message"]  # an accepted write whose answer was unreadable: say it in words
     text.encode("utf-8")
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def reply_result(reply: Reply, secrets: tuple[str, ...]) -> CallToolResult:
+    """A dry run, a conflict, a refusal or a question: its own text, everything masked."""
+    structured = clean_json(reply.structured, secrets)
+    text = redact(clean_text(reply.text), secrets)
+    text.encode("utf-8")
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=structured, is_error=reply.is_error
+    )
 
 
 def error_result(text: str, secrets: tuple[str, ...] = ()) -> CallToolResult:
@@ -113,16 +126,21 @@ def fixed_scope(settings: Settings, client: NexorClient) -> CallScope:
     )
 
 
-def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | None = None) -> Server[Any]:
+def build_server(
+    settings: Settings, client: NexorClient, scope_of: ScopeOf | None = None, safety: WriteSafety | None = None
+) -> Server[Any]:
     """An MCP server over `client` with the tools `settings` enables; `scope_of`, when given,
-    decides per request (hosted mode)."""
+    decides per request (hosted mode); `safety` runs every write (nexor_mcp/safety.py)."""
     fixed = fixed_scope(settings, client)
     resolve: ScopeOf = scope_of or (lambda ctx: fixed)
+    guard = safety or WriteSafety.from_settings(settings)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
         return resolve(ctx).listed
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: CallToolRequestParams
+    ) -> CallToolResult | InputRequiredResult:
         with metrics.current.call(params.name if params.name in TOOLS_BY_NAME else "(unknown)") as outcome:
             try:
                 result, outcome["outcome"] = await run_call(ctx, resolve(ctx), params)
@@ -133,7 +151,7 @@ def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | No
 
     async def run_call(
         ctx: ServerRequestContext[Any], scope: CallScope, params: CallToolRequestParams
-    ) -> tuple[CallToolResult, str]:
+    ) -> tuple[CallToolResult | InputRequiredResult, str]:
         """One tool call: its result, and its outcome for the metrics."""
         secrets, enabled = scope.secrets, scope.enabled
         spec = enabled.get(params.name)
@@ -151,8 +169,23 @@ def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | No
             )
 
         started = time.perf_counter()
+        client = scope.client
         try:
-            structured = await spec.call(scope.client, params.arguments, report_retry)
+            arguments = spec.parse(params.arguments)
+            if spec.read_only:
+                outcome: Json | Reply | Pending = await spec.handler(client, arguments, report_retry)
+            else:
+                outcome = await guard.run(spec, client, arguments, ctx, params, report_retry)
+            if isinstance(outcome, Pending):
+                if isinstance(outcome.result, InputRequiredResult):
+                    logger.info("%s waits for the user's confirmation", params.name)
+                    return outcome.result, "confirming"
+                outcome = Reply(outcome.result, pending_text(params.name, outcome.result))
+            if isinstance(outcome, Reply):
+                logger.info("%s answered without writing (%s)", params.name, _kind(outcome.structured))
+                return reply_result(outcome, secrets), _kind(outcome.structured)
+            guard.memory.remember(client.account, outcome.get("lead"))
+            structured = outcome
             result = success_result(structured, secrets)
         except anyio.get_cancelled_exc_class():
             logger.info("%s cancelled by the client", params.name)
@@ -170,6 +203,12 @@ def build_server(settings: Settings, client: NexorClient, scope_of: ScopeOf | No
             return error_result(internal_error_text(spec), secrets), "crashed"
         logger.info("%s ok in %.1f ms", params.name, (time.perf_counter() - started) * 1000)
         return result, "accepted" if structured.get("accepted") is True else "ok"
+
+    def _kind(structured: Json) -> str:
+        for kind in ("dry_run", "conflict", "confirmation_required"):
+            if structured.get(kind) is True:
+                return kind
+        return "not_confirmed"
 
     server: Server[Any] = Server(
         "nexor-mcp",

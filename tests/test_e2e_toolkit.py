@@ -40,8 +40,10 @@ CALL_SECONDS = 20  # a bound on any one call; the sandbox answers in millisecond
 
 @pytest.fixture(scope="module")
 async def mcp(sandbox_server: SandboxServer) -> AsyncIterator[McpProcess]:
-    """One server with every group enabled, for the whole module."""
-    async with spawn_server(server_env(sandbox_server.base_url, NEXOR_TOOLS=ALL_GROUPS)) as process:
+    """One server with every group enabled, for the whole module; confirmation is off here (this
+    module tests what each tool sends; tests/test_e2e_safety.py tests the confirmation)."""
+    env = server_env(sandbox_server.base_url, NEXOR_TOOLS=ALL_GROUPS, NEXOR_CONFIRM="never")
+    async with spawn_server(env) as process:
         yield process
 
 

@@ -14,7 +14,7 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainValidator, ValidationInfo, WithJsonSchema
+from pydantic import MISSING, BeforeValidator, Field, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from nexor_mcp.tools.arguments import CUSTOM, NESTED, json_type, preview
@@ -141,7 +141,7 @@ def _uuid(value: Any, info: ValidationInfo | None = None) -> str:
     return value.lower()
 
 
-_STRING = {"type": "string", "minLength": 1}
+_STRING = {"type": "string"}  # non-empty is checked with a clear message; not worth 15 bytes per field in tools/list
 _NULL = {"type": "null"}
 
 Text = Annotated[str, PlainValidator(_required_text), WithJsonSchema(_STRING)]
@@ -247,3 +247,22 @@ Metadata = Annotated[
     WithJsonSchema({"type": "object", "additionalProperties": {"anyOf": _SCALAR}}),
 ]
 """Custom fields: a flat object of strings, numbers, booleans and nulls (or JSON text holding one)."""
+
+
+# --- write safety ----------------------------------------------------------------------------------
+# Arguments that steer the server, never sent to Nexor (spec.CONTROL_ARGUMENTS lists them).
+
+
+def dry_run() -> Any:
+    return Field(False, description="true: send nothing; show what would change.")
+
+
+def if_unchanged_since() -> Any:
+    return Field(
+        MISSING,
+        description="The lead's updated_at as you read it; if it changed since, nothing is written.",
+    )
+
+
+def confirmation() -> Any:
+    return Field(MISSING, description="Only when a result asked for it, after the user approved; same arguments.")

@@ -17,16 +17,20 @@ from nexor_mcp.tools.fields import (
     NullableText,
     NullableUuid,
     Text,
+    Timestamp,
     Uuid,
+    dry_run,
+    if_unchanged_since,
     problem,
     problem_at,
 )
-from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
+from nexor_mcp.tools.preview import Facts, Preview, lead_update
+from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, Group, ToolSpec
 
 LEAD_ID = "The lead's UUID."
 METADATA = (
-    "Custom fields, merged: keys sent are added or overwritten, others kept. Flat values only: "
-    'string, number, boolean or null. Example: {"budget": 5000, "decision_maker": true}.'
+    "Custom fields, merged: keys sent are set, others kept. Flat values: string, number, boolean or null. "
+    'Example: {"budget": 5000}.'
 )
 
 # The lenient shape of a lead in results: SDK clients validate structuredContent against output
@@ -76,8 +80,8 @@ GET_LEAD = ToolSpec(
     name="get_lead",
     title="Get lead",
     description=(
-        "Read one lead: contact fields, metadata, campaign, tags, the active workflow run and its "
-        "status, and the variables Nexor's AI extracted."
+        "Read one lead: contact fields, metadata, campaign, tags, updated_at, the active workflow run "
+        "and its status, and AI-extracted variables."
     ),
     group=Group.READ,
     arguments=GetLeadArguments,
@@ -139,8 +143,10 @@ class UpdateLeadArguments(Arguments):
     metadata: Metadata | MISSING = Field(MISSING, description=METADATA)
     clear: Clear | MISSING = Field(
         MISSING,
-        description='Fields to clear, for clients that cannot send null (same as null for each). Example: ["phone"].',
+        description='Fields to clear (as null does), for clients that cannot send null. Example: ["phone"].',
     )
+    if_unchanged_since: Timestamp | MISSING = if_unchanged_since()
+    dry_run: bool = dry_run()
 
     @model_validator(mode="after")
     def _whole_update(self) -> Self:
@@ -160,7 +166,9 @@ class UpdateLeadArguments(Arguments):
         return self
 
 
-UPDATABLE = tuple(name for name in UpdateLeadArguments.model_fields if name not in ("lead_id", "clear"))
+UPDATABLE = tuple(
+    name for name in UpdateLeadArguments.model_fields if name not in ("lead_id", "clear", *CONTROL_ARGUMENTS)
+)
 
 
 def update_body(arguments: UpdateLeadArguments) -> Json:
@@ -175,31 +183,34 @@ async def update_lead(client: NexorClient, arguments: UpdateLeadArguments, on_re
     return await client.update_lead(arguments.lead_id, update_body(arguments), on_retry)
 
 
+async def preview_update(arguments: UpdateLeadArguments, facts: Facts) -> Preview:
+    assert facts.lead is not None and facts.request.body is not None
+    return lead_update(facts.lead, facts.request.body)
+
+
 UPDATE_LEAD = ToolSpec(
     name="update_lead",
     title="Update lead",
     description="""\
-Update fields of one lead. Send lead_id plus only the fields to change:
-- an omitted field is left as it is;
-- null, or naming it in clear, clears last_name, email, phone, company, title or campaign_id;
-- metadata is merged: keys sent are added or overwritten, others kept.
-Custom fields (budget, notes...) go inside metadata. Values are stored exactly as given.
-Returns the updated lead; if lead is null and accepted is true, the update was applied: do not repeat it.
+Update one lead: send lead_id and only the fields to change. Omitted fields stay; null (or clear) clears; \
+metadata is merged. Custom fields (budget, notes...) go in metadata.
+Returns the lead; if lead is null and accepted is true, it was applied: do not repeat it.
 Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "title": "CTO", "metadata": {"budget": 5000}}""",
     group=Group.WRITE,
     arguments=UpdateLeadArguments,
     output_schema={
         "type": "object",
         "properties": {
-            "lead": {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "null only if accepted."},
+            "lead": {"anyOf": [{"type": "object"}, {"type": "null"}]},
             **ACCEPTED_OUTPUT,
         },
-        "required": ["lead"],
     },
     handler=update_lead,
     destructive=True,
     idempotent=True,
     hints=UnknownArgumentHints(aliases=LEAD_ALIASES, not_here=NOT_PATCHABLE, custom_fields=True),
+    preview=preview_update,
+    undoable=True,
 )
 
 

@@ -8,9 +8,10 @@ from pydantic import MISSING, Field, model_validator
 
 from nexor_mcp.client import Json, NexorClient, OnRetry
 from nexor_mcp.tools.arguments import UnknownArgumentHints
-from nexor_mcp.tools.fields import FreeText, Text, Uuid, problem
+from nexor_mcp.tools.fields import FreeText, Text, Uuid, confirmation, dry_run, problem
 from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH
-from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
+from nexor_mcp.tools.preview import Facts, Preview, lead_name, workflow_name
+from nexor_mcp.tools.spec import CONFIRMED, Arguments, Group, ToolSpec
 
 
 class TemplatesArguments(Arguments):
@@ -45,6 +46,8 @@ class SendMessageArguments(Arguments):
     components: list[dict[str, Any]] | MISSING = Field(
         MISSING, description="Template parameters in Meta's format; with template_id."
     )
+    dry_run: bool = dry_run()
+    confirmation: Text | MISSING = confirmation()
 
     @model_validator(mode="after")
     def _what_the_channel_needs(self) -> Self:
@@ -62,7 +65,31 @@ class SendMessageArguments(Arguments):
 
 
 async def send_message(client: NexorClient, arguments: SendMessageArguments, on_retry: OnRetry | None) -> Json:
-    return await client.send_message(arguments.model_dump(exclude_unset=True), on_retry)
+    return await client.send_message(arguments.payload(), on_retry)
+
+
+CHANNELS = {
+    "whatsapp": ("a WhatsApp message", "phone"),
+    "email": ("an email", "email"),
+    "call": ("an AI phone call", "phone"),
+}
+
+
+async def preview_send(arguments: SendMessageArguments, facts: Facts) -> Preview:
+    what, contact_field = CHANNELS[arguments.channel]
+    lead = facts.lead or {}
+    contact = lead.get(contact_field)
+    to = lead_name(facts.lead, arguments.lead_id) + (f" ({contact})" if isinstance(contact, str) else "")
+    workflow = await workflow_name(facts.client, arguments.workflow_id)
+    verb = "Start" if arguments.channel == "call" else "Send"
+    lines = [f"{verb} {what} to {to} now, from workflow {workflow}."]
+    if arguments.subject is not MISSING:
+        lines.append(f"Subject: {arguments.subject}")
+    if arguments.content is not MISSING:
+        lines.append(f"Text:\n{arguments.content}")
+    if arguments.template_id is not MISSING:
+        lines.append(f"WhatsApp template {arguments.template_id}")
+    return Preview(summary="\n".join(lines))
 
 
 SEND_MESSAGE = ToolSpec(
@@ -71,7 +98,7 @@ SEND_MESSAGE = ToolSpec(
     description=(
         "Contact the lead NOW: send a WhatsApp or email, or start an AI phone call. A real person receives "
         "it; it cannot be undone and is never retried. WhatsApp free text only works within 24 hours of "
-        "the lead's last message; otherwise use a template_id."
+        "the lead's last message; otherwise use a template_id." + CONFIRMED
     ),
     group=Group.OUTREACH,
     arguments=SendMessageArguments,
@@ -79,6 +106,7 @@ SEND_MESSAGE = ToolSpec(
     handler=send_message,
     destructive=True,
     idempotent=False,
+    preview=preview_send,
     hints=UnknownArgumentHints(
         aliases={"message": "content", "text": "content", "body": "content", "template": "template_id",
                  "id": "lead_id"},

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nexor_mcp.client import Json, NexorClient, OnRetry
 from nexor_mcp.tools.arguments import InvalidArguments, UnknownArgumentHints, render
+from nexor_mcp.tools.preview import Previewer
 
 
 class Group(StrEnum):
@@ -30,10 +31,20 @@ class Group(StrEnum):
     OUTREACH = "outreach"  # contacts a real person now
 
 
+CONFIRMED = " Unless the operator turned it off, the user confirms it first (asked, or shown a preview and token)."
+"""Said by every tool of a group that needs confirmation by default (config.CONFIRMABLE_GROUPS)."""
+CONTROL_ARGUMENTS = frozenset({"dry_run", "if_unchanged_since", "confirmation"})
+"""Arguments that steer nexor-mcp's write safety and are never sent to Nexor."""
+
+
 class Arguments(BaseModel):
     """Base of every input model: strict types, no unknown arguments."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def payload(self, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The arguments the caller gave, minus the control arguments and `exclude`: a request body."""
+        return self.model_dump(exclude_unset=True, exclude={*CONTROL_ARGUMENTS, *exclude})
 
 
 A = TypeVar("A", bound=Arguments)
@@ -54,6 +65,10 @@ class ToolSpec(Generic[A]):
     destructive: bool = False
     idempotent: bool = True
     hints: UnknownArgumentHints = field(default_factory=UnknownArgumentHints)
+    preview: Previewer | None = None
+    """What the write would do (write tools that take dry_run): see tools/preview.py."""
+    undoable: bool = False
+    """Its preview keeps the before-values `nexor-mcp audit undo` restores (read only when journaling)."""
 
     @property
     def read_only(self) -> bool:
@@ -92,13 +107,11 @@ class ToolSpec(Generic[A]):
             problems = render(self.name, error.errors(include_url=False), given, descriptions, self.hints)
             raise InvalidArguments(self.name, problems) from None
 
-    async def call(self, client: NexorClient, arguments: dict[str, Any] | None, on_retry: OnRetry | None) -> Json:
-        return await self.handler(client, self.parse(arguments), on_retry)
-
 
 def portable_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """pydantic's JSON Schema, made portable across hosts and short: `$ref`s inlined and `$defs`
-    dropped (some hosts do not resolve them), no `title` noise, `additionalProperties: false` kept."""
+    dropped (some hosts do not resolve them), no `title` noise and no `default: false`,
+    `additionalProperties: false` kept."""
     definitions = schema.get("$defs", {})
 
     def visit(node: Any, *, in_properties: bool = False) -> Any:
@@ -111,6 +124,8 @@ def portable_schema(schema: dict[str, Any]) -> dict[str, Any]:
             for key, value in node.items():
                 if key == "$defs" or (key == "title" and not in_properties):
                     continue
+                if key == "default" and value is False and not in_properties:
+                    continue  # an optional flag is off unless sent; its description says what true does
                 result[key] = visit(value, in_properties=key == "properties")
             return result
         if isinstance(node, list):

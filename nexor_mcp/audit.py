@@ -1,0 +1,337 @@
+"""The audit journal (NEXOR_AUDIT_LOG): every write to Nexor on record before it is sent, and after.
+
+One JSON object per line, appended. A write adds two lines that share an `id`:
+
+    {"v":1,"id":"20261127T153153.123456Z-9f3c1a","event":"intent","time":"2026-11-27T15:31:53.123456Z",
+     "tool":"update_lead","lead_id":"3f2b…","method":"PATCH","path":"leads/3f2b…","body":{"title":"CTO"},
+     "before":{"fields":{"title":"Manager"},"metadata":{},"metadata_absent":[]},"account":"5c1f0e9a27b4"}
+    {"v":1,"id":"20261127T153153.123456Z-9f3c1a","event":"outcome","time":"2026-11-27T15:31:53.201337Z",
+     "status":200,"outcome":"ok","detail":null,"after":{"fields":{"title":"CTO"},"metadata":{}}}
+
+The intent line is written (and fsynced) before the request leaves; if it cannot be written the
+write is refused and nothing is sent (`JournalError`, which the client turns into
+`JournalUnwritable`). The outcome line follows the answer; if only that line fails, the write has
+happened, so its result is returned and the failure logged. Every string is masked with the
+request's secrets before it is written, and the account is a fingerprint, never the key.
+
+Appends are safe across threads (a lock) and processes (O_APPEND, one `write()` per line), so
+several processes (hosted workers, the `audit undo` command) may share one file. Reading is
+tolerant: a line cut short, a line from a newer version, an outcome without its intent are
+skipped and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets as random_source
+import stat
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nexor_mcp.masking import clean_json, may_need_masking
+
+if TYPE_CHECKING:
+    from nexor_mcp.config import Secret, Settings
+
+VERSION = 1
+OUTCOMES = ("ok", "accepted", "failed", "unknown")
+NO_OUTCOME = "unknown (no outcome recorded: the process may have died mid-request)"
+FILE_MODE = 0o600
+"""The journal holds lead data (names, emails, message texts): readable by its owner only."""
+_OPEN_FLAGS = (
+    os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+)
+
+Json = dict[str, Any]
+
+
+class JournalError(Exception):
+    """A line could not be appended; `reason` says why, for people ("Permission denied")."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def account_fingerprint(key: Secret | str | None) -> str | None:
+    """The first 12 hex digits of the key's SHA-256: tells accounts apart, cannot give the key back."""
+    if key is None:
+        return None
+    text = key if isinstance(key, str) else key.reveal()
+    return hashlib.sha256(text.encode()).hexdigest()[:12] if text else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_entry_id(when: datetime | None = None) -> str:
+    """Time first (so ids sort by time, to the microsecond), then 24 random bits."""
+    when = when or _now()
+    return when.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + random_source.token_hex(3)
+
+
+class Journal:
+    """An append-only JSON-lines file. The file is opened for each line, so a rotated or deleted
+    file is simply created again, and a journal that stopped being writable is noticed at once."""
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = str(Path(path).expanduser())
+        self.fsync = fsync
+        """fsync the intent line before the request leaves (the outcome line never is)."""
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.path!r})"
+
+    def problem(self) -> str | None:
+        """Why the journal cannot be written right now (None: it can). Creates the file if absent."""
+        try:
+            fd = self._open()
+        except JournalError as exc:
+            return exc.reason
+        os.close(fd)
+        return None
+
+    def begin(
+        self,
+        *,
+        tool: str,
+        lead_id: str | None,
+        method: str,
+        path: str,
+        body: Any,
+        before: Json | None,
+        account: str | None,
+        secrets: tuple[str, ...] = (),
+        undoes: str | None = None,
+    ) -> str:
+        """Record the intent to send a write; returns the entry id. Raises `JournalError` if the
+        line could not be written: the caller must then not send the write."""
+        when = _now()
+        entry_id = new_entry_id(when)
+        record: Json = {
+            "v": VERSION, "id": entry_id, "event": "intent", "time": iso_time(when), "tool": tool,
+            "lead_id": lead_id, "method": method, "path": path, "body": body, "before": before,
+            "account": account,
+        }
+        if undoes is not None:
+            record["undoes"] = undoes
+        self._append(record, secrets, sync=self.fsync)
+        return entry_id
+
+    def finish(
+        self,
+        entry_id: str,
+        *,
+        status: int | None,
+        outcome: str,
+        detail: str | None,
+        after: Json | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        """Record how the write ended: `ok`, `accepted` (a 2xx whose answer could not be read),
+        `failed` (it certainly changed nothing) or `unknown` (it may have). `after`: what Nexor
+        answered for exactly what the write changed (None if it did not say). Raises `JournalError`."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+        record: Json = {
+            "v": VERSION, "id": entry_id, "event": "outcome", "time": iso_time(_now()), "status": status,
+            "outcome": outcome, "detail": detail, "after": after,
+        }
+        self._append(record, secrets, sync=False)
+
+    def _append(self, record: Json, secrets: tuple[str, ...], *, sync: bool) -> None:
+        # Masked and cleaned as a whole (clean_json also replaces lone surrogates, which UTF-8 cannot
+        # encode), so no field can carry the key whatever an agent put in it; the walk over every
+        # value runs only when a scan of the text finds something it could change.
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        if may_need_masking(text, secrets):
+            text = json.dumps(clean_json(record, secrets), ensure_ascii=False, separators=(",", ":"))
+        line = (text + "\n").encode("utf-8")
+        fd = self._open()
+        try:
+            with self._lock:
+                written = os.write(fd, line)
+            if written != len(line):
+                # Only a full disk or a quota makes a regular file take part of a write: end the
+                # fragment so the next line starts on its own, and fail.
+                os.write(fd, b"\n")
+                raise JournalError(self.path, f"only {written} of {len(line)} bytes could be written (disk full?)")
+            if sync:
+                os.fsync(fd)
+        except OSError as exc:
+            raise JournalError(self.path, _reason(exc)) from None
+        finally:
+            os.close(fd)
+
+    def _open(self) -> int:
+        try:
+            fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+        except OSError as exc:
+            raise JournalError(self.path, _reason(exc)) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                # /dev/stdout would corrupt the stdio protocol, /dev/null would keep nothing.
+                raise JournalError(self.path, "it is not a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def open_journal(settings: Settings) -> Journal | None:
+    """The journal `settings` asks for (None: no NEXOR_AUDIT_LOG). Never raises: a journal that
+    cannot be written is logged here, at start, and then refuses every write until it can be."""
+    if not settings.audit_log:
+        return None
+    import logging
+
+    journal = Journal(settings.audit_log)
+    problem = journal.problem()
+    if problem:
+        logging.getLogger(__name__).error(
+            "the audit journal %s cannot be written (%s): every write will be refused until it can be",
+            journal.path, problem,
+        )
+    return journal
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One write: its intent line, joined with its outcome line if there is one."""
+
+    id: str
+    time: str
+    tool: str
+    lead_id: str | None
+    method: str
+    path: str
+    body: Any
+    before: Json | None
+    account: str | None
+    undoes: str | None
+    line: int
+    """Where its intent line is in the file (1-based): the order the writes were made in."""
+    outcome: str | None = None
+    status: int | None = None
+    detail: str | None = None
+    after: Json | None = None
+    finished: str | None = None
+
+    @property
+    def shown_outcome(self) -> str:
+        if self.outcome is None:
+            return NO_OUTCOME
+        return self.outcome + (f" (HTTP {self.status})" if self.status is not None else "")
+
+    def as_json(self) -> Json:
+        return {
+            "id": self.id, "time": self.time, "tool": self.tool, "lead_id": self.lead_id, "method": self.method,
+            "path": self.path, "body": self.body, "before": self.before, "account": self.account,
+            "undoes": self.undoes, "outcome": self.outcome if self.outcome is not None else "unknown",
+            "outcome_recorded": self.outcome is not None, "status": self.status, "detail": self.detail,
+            "after": self.after, "finished": self.finished,
+        }
+
+
+@dataclass
+class Contents:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Lines that were skipped, and why."""
+
+
+def read_journal(path: str | os.PathLike[str]) -> Contents:
+    """Every entry in the file, in the order the intents were written. Raises `OSError` if the
+    file cannot be read (`FileNotFoundError`: nothing has been journaled there yet)."""
+    with open(Path(path).expanduser(), "rb") as file:
+        return parse_lines(file)
+
+
+def parse_lines(lines: Iterable[bytes]) -> Contents:
+    contents = Contents()
+    by_id: dict[str, Entry] = {}
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        complete = raw.endswith(b"\n")
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            why = "cut off (the process may have died while writing it)" if not complete else "not JSON"
+            contents.problems.append(f"line {number}: {why}; skipped")
+            continue
+        problem = _problem(record)
+        if problem:
+            contents.problems.append(f"line {number}: {problem}; skipped")
+            continue
+        if record["event"] == "intent":
+            if record["id"] in by_id:
+                contents.problems.append(f"line {number}: a second intent for entry {record['id']}; skipped")
+                continue
+            entry = Entry(
+                id=record["id"], time=record["time"], tool=record["tool"], lead_id=record.get("lead_id"),
+                method=record["method"], path=record["path"], body=record.get("body"),
+                before=record.get("before") if isinstance(record.get("before"), dict) else None,
+                account=record.get("account"), undoes=record.get("undoes"), line=number,
+            )
+            by_id[entry.id] = entry
+            contents.entries.append(entry)
+            continue
+        found = by_id.get(record["id"])
+        if found is None:
+            contents.problems.append(f"line {number}: an outcome for entry {record['id']}, whose intent is not "
+                                     "in the journal; skipped")
+        elif found.outcome is not None:
+            contents.problems.append(f"line {number}: a second outcome for entry {record['id']}; skipped")
+        else:
+            found.outcome = record["outcome"]
+            found.status = record.get("status") if isinstance(record.get("status"), int) else None
+            found.detail = record.get("detail") if isinstance(record.get("detail"), str) else None
+            found.after = record.get("after") if isinstance(record.get("after"), dict) else None
+            found.finished = record.get("time") if isinstance(record.get("time"), str) else None
+    return contents
+
+
+def _problem(record: Any) -> str | None:
+    """Why a parsed line is not an entry line this version can use (None: it is)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    version = record.get("v")
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        return f"written by a newer nexor-mcp (journal format v{version}; this one reads v{VERSION})"
+    if version != VERSION:
+        return "not a journal line (no \"v\": 1)"
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        return "no entry id"
+    event = record.get("event")
+    if event == "intent":
+        for name in ("time", "tool", "method", "path"):
+            if not isinstance(record.get(name), str):
+                return f"an intent without {name}"
+        return None
+    if event == "outcome":
+        if record.get("outcome") not in OUTCOMES:
+            return f"an outcome that is not one of {', '.join(OUTCOMES)}"
+        return None
+    return f"an unknown event {str(event)[:40]!r}"

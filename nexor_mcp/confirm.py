@@ -1,0 +1,232 @@
+"""A person's yes before a tool that contacts people or moves the pipeline runs.
+
+Three ways to ask, chosen per call from what the client can do:
+
+- **Elicitation, protocol 2026-07-28** (any transport, stateless HTTP included): the call answers
+  `input_required` with a form; the client asks the person and calls again with the answer and the
+  `requestState` we sealed (bound to the tool, its arguments, the account, and an expiry).
+- **Elicitation, earlier protocols**, when the session can send requests (stdio): a live
+  `elicitation/create`, waited for at most `ELICIT_TIMEOUT_SECONDS`.
+- **Otherwise a two-step token**: the first call sends nothing and returns the preview and a
+  `confirmation` token sealed the same way; the model shows the preview, asks, and repeats the call
+  with the same arguments and the token. Each token works once.
+
+Anything but an explicit yes (decline, cancel, timeout, an error, a token for other arguments,
+expired, reused or forged) means nothing is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets as random_bytes
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp.server import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    CallToolRequestParams,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+)
+from mcp_types.version import is_version_at_least
+
+from nexor_mcp.client import Json
+from nexor_mcp.config import Secret
+
+logger = logging.getLogger(__name__)
+
+TOKEN_SECONDS = 300
+"""How long a confirmation token or a pending question stays valid."""
+ELICIT_TIMEOUT_SECONDS = 300.0
+"""How long a live elicitation waits for the person before it counts as no."""
+MRTR_VERSION = "2026-07-28"
+QUESTION_KEY = "confirm"
+FORM: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        QUESTION_KEY: {
+            "type": "boolean", "title": "Yes, do this", "description": "Check to approve; anything else stops it."
+        }
+    },
+    "required": [QUESTION_KEY],
+}
+
+
+class Sealer:
+    """Issues and checks tokens bound to a tool, its arguments and the account, with an expiry.
+
+    HMAC-SHA256 under a key from NEXOR_MCP_SECRET (shared by replicas) or random per process. A
+    token names no secret and no argument: it is a random id, the expiry and the MAC. Used ids are
+    remembered until they expire, so each token works once in this process.
+    """
+
+    def __init__(self, secret: Secret | None) -> None:
+        seed = secret.reveal().encode() if secret else random_bytes.token_bytes(32)
+        self._key = hmac.new(seed, b"nexor-mcp confirmation v1", hashlib.sha256).digest()
+        self._used: dict[str, float] = {}
+
+    def issue(self, purpose: str, tool: str, arguments: Json, account: str, *, now: float | None = None) -> str:
+        expires = int((now if now is not None else time.time()) + TOKEN_SECONDS)
+        claims = _b64(json.dumps({"e": expires, "n": random_bytes.token_urlsafe(12)}, separators=(",", ":")).encode())
+        return f"{purpose}.{claims}.{self._mac(purpose, claims, tool, arguments, account)}"
+
+    def check(
+        self, token: str, purpose: str, tool: str, arguments: Json, account: str, *, now: float | None = None
+    ) -> str | None:
+        """None when the token is good (it is then used up), else why it is refused, in words."""
+        moment = now if now is not None else time.time()
+        parts = token.split(".")
+        if len(parts) != 3 or parts[0] != purpose:
+            return "it is not a confirmation token from this server"
+        claims_text, mac = parts[1], parts[2]
+        expected = self._mac(purpose, claims_text, tool, arguments, account)
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
+            return (
+                "it was not issued for these exact arguments (or not by this server, or for another "
+                "account); every argument must be repeated unchanged"
+            )
+        claims = json.loads(base64.urlsafe_b64decode(claims_text + "=" * (-len(claims_text) % 4)))
+        if moment >= claims["e"]:
+            return f"it expired ({TOKEN_SECONDS // 60} minutes after it was issued)"
+        self._used = {nonce: expiry for nonce, expiry in self._used.items() if expiry > moment}
+        if claims["n"] in self._used:
+            return "it was already used once"
+        self._used[claims["n"]] = claims["e"]
+        return None
+
+    def _mac(self, purpose: str, claims: str, tool: str, arguments: Json, account: str) -> str:
+        canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        message = "\0".join((purpose, claims, tool, canonical, account)).encode("utf-8", "surrogatepass")
+        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class Go:
+    """The person said yes: send it."""
+
+    how: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Nothing is sent; `text` says why, for the model."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Nothing is sent yet: answer with this and wait for the call to come back."""
+
+    result: InputRequiredResult | Json
+
+
+Decision = Go | Stop | Pending
+
+
+def question_text(summary: str, changes: list[str]) -> str:
+    lines = [summary]
+    if changes:
+        lines += ["", "Changes:", *(f"- {line}" for line in changes)]
+    return "\n".join(lines)
+
+
+async def ask(
+    ctx: ServerRequestContext[Any],
+    params: CallToolRequestParams,
+    *,
+    tool: str,
+    arguments: Json,
+    account: str,
+    question: str,
+    token: str | None,
+    sealer: Sealer,
+) -> Decision:
+    """Get a person's yes for this call by the best way the client offers (see the module doc)."""
+    if token is not None:
+        refused = sealer.check(token, "c1", tool, arguments, account)
+        if refused:
+            return Stop(f"Not sent: the confirmation was refused because {refused}. Nothing was sent. "
+                        "Call again without confirmation to get a fresh preview, show it to the user and ask.")
+        return Go("token")
+    if _can_elicit(ctx):
+        if _modern(ctx):
+            return _round_trip(params, tool, arguments, account, question, sealer)
+        if ctx.session.can_send_request:
+            decision = await _live(ctx, question)
+            if decision is not None:
+                return decision
+    return Pending({
+        "sent": False,
+        "confirmation_required": True,
+        "confirmation": sealer.issue("c1", tool, arguments, account),
+        "expires_in_seconds": TOKEN_SECONDS,
+        "question": question,
+    })
+
+
+def _can_elicit(ctx: ServerRequestContext[Any]) -> bool:
+    """Form elicitation declared (a bare `elicitation: {}` means form; url-only does not)."""
+    capabilities = ctx.session.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _modern(ctx: ServerRequestContext[Any]) -> bool:
+    return bool(ctx.protocol_version) and is_version_at_least(ctx.protocol_version, MRTR_VERSION)
+
+
+def _round_trip(
+    params: CallToolRequestParams, tool: str, arguments: Json, account: str, question: str, sealer: Sealer
+) -> Decision:
+    """Protocol 2026-07-28: ask in an `input_required` result; decide when the call comes back."""
+    bound = {**arguments, "(question)": question}  # a reworded question is asked again
+    answer = (params.input_responses or {}).get(QUESTION_KEY)
+    if params.request_state is not None and answer is not None:
+        refused = sealer.check(params.request_state, "q1", tool, bound, account)
+        if refused:
+            return Stop(f"Not sent: the confirmation could not be checked because {refused}. Nothing was sent.")
+        return _decide(answer if isinstance(answer, ElicitResult) else None)
+    request = ElicitRequest(params=ElicitRequestFormParams(message=question, requested_schema=FORM))
+    return Pending(InputRequiredResult(
+        input_requests={QUESTION_KEY: request}, request_state=sealer.issue("q1", tool, bound, account)
+    ))
+
+
+async def _live(ctx: ServerRequestContext[Any], question: str) -> Decision | None:
+    """Earlier protocols: a live elicitation/create. None if the client could not take it (then
+    the token way is used)."""
+    try:
+        with anyio.fail_after(ELICIT_TIMEOUT_SECONDS):
+            answer = await ctx.session.elicit_form(question, FORM, related_request_id=ctx.request_id)
+    except TimeoutError:
+        return Stop(f"Not sent: nobody answered within {ELICIT_TIMEOUT_SECONDS:g} s. Nothing was sent.")
+    except (MCPError, RuntimeError) as exc:
+        logger.info("elicitation failed (%s); falling back to a confirmation token", type(exc).__name__)
+        return None
+    return _decide(answer)
+
+
+def _decide(answer: ElicitResult | None) -> Decision:
+    if answer is None:
+        return Stop("Not sent: the confirmation answer could not be read. Nothing was sent.")
+    if answer.action == "accept" and (answer.content or {}).get(QUESTION_KEY) is True:
+        return Go("elicitation")
+    if answer.action == "accept":
+        return Stop("Not sent: the user did not check the box to approve it. Nothing was sent.")
+    verb = "declined" if answer.action == "decline" else "cancelled"
+    return Stop(f"Not sent: the user {verb} it when asked to confirm. Nothing was sent; do not retry "
+                "unless the user asks again.")

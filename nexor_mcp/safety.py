@@ -1,0 +1,243 @@
+"""Write safety around every write tool: dry runs, the stale-write guard, confirmation, the journal.
+
+The order is fixed and each step can only stop a write, never start one:
+1. arguments are validated (before this module: bad input sends nothing);
+2. the exact request is worked out by running the tool against a client that does not send writes;
+3. the lead is read once (GET), when a preview, the guard, a confirmation or the journal needs it;
+4. `if_unchanged_since` refuses if the lead changed since the agent read it;
+5. `dry_run` returns the preview; nothing is sent;
+6. tools in a confirmed group ask a person (nexor_mcp/confirm.py);
+7. the write is sent, journaled before and after when a journal is configured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mcp.server import ServerRequestContext
+from mcp.types import CallToolRequestParams
+from pydantic import MISSING
+
+from nexor_mcp.client import Json, NexorClient, OnRetry, Request, WouldSend
+from nexor_mcp.config import Settings
+from nexor_mcp.confirm import Go, Pending, Sealer, Stop, ask, question_text
+from nexor_mcp.tools.preview import ABSENT, Facts, Preview, change_line, same
+from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, ToolSpec
+
+if TYPE_CHECKING:
+    from nexor_mcp.audit import Journal
+
+MAX_REMEMBERED_LEADS = 256
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A result that is not the tool's own answer: a dry run, a conflict, a refusal, a question."""
+
+    structured: Json
+    text: str
+    is_error: bool = False
+
+
+class LeadMemory:
+    """The last leads this process served, by account, id and `updated_at`, so a stale-write
+    conflict can say field by field what changed since the version the agent read. Bounded; a
+    lead read by another replica is simply not known (the conflict then shows current values)."""
+
+    def __init__(self, size: int = MAX_REMEMBERED_LEADS) -> None:
+        self._size = size
+        self._leads: OrderedDict[tuple[str, str, str], Json] = OrderedDict()
+
+    def remember(self, account: str, lead: Any) -> None:
+        if isinstance(lead, dict) and isinstance(lead.get("id"), str) and isinstance(lead.get("updated_at"), str):
+            key = (account, lead["id"], _instant(lead["updated_at"]))
+            self._leads[key] = json.loads(json.dumps(lead))
+            self._leads.move_to_end(key)
+            while len(self._leads) > self._size:
+                self._leads.popitem(last=False)
+
+    def recall(self, account: str, lead_id: str, updated_at: str) -> Json | None:
+        return self._leads.get((account, lead_id, _instant(updated_at)))
+
+
+@dataclass
+class WriteSafety:
+    """What the safety steps need that outlives one call: settings, the token sealer, the journal,
+    the lead memory."""
+
+    settings: Settings
+    sealer: Sealer
+    memory: LeadMemory
+    journal: Journal | None = None
+    """Set when NEXOR_AUDIT_LOG is: every write is recorded before and after it is sent."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WriteSafety:
+        journal = None
+        if settings.audit_log:
+            from nexor_mcp.audit import open_journal  # only when a journal is configured
+
+            journal = open_journal(settings)
+        return cls(settings, Sealer(settings.secret), LeadMemory(), journal)
+
+    async def run(
+        self,
+        spec: ToolSpec[Any],
+        client: NexorClient,
+        arguments: Arguments,
+        ctx: ServerRequestContext[Any],
+        params: CallToolRequestParams,
+        on_retry: OnRetry | None,
+    ) -> Json | Reply | Pending:
+        """One call of a write tool through the safety steps (see the module doc)."""
+        dry_run = getattr(arguments, "dry_run", False) is True
+        since = getattr(arguments, "if_unchanged_since", MISSING)
+        confirmed = spec.group.value in self.settings.confirm and not dry_run
+        lead_id = getattr(arguments, "lead_id", None)
+        undo_kept = self.journal is not None and spec.undoable
+        if spec.preview is None or not (dry_run or since is not MISSING or confirmed or undo_kept):
+            return await spec.handler(self._journaled(client, spec, lead_id, None), arguments, on_retry)
+
+        request = await would_send(spec, client, arguments)
+        lead = None
+        if isinstance(lead_id, str):
+            lead = (await client.get_lead(lead_id, on_retry)).get("lead")
+            lead = lead if isinstance(lead, dict) else None
+        preview = await spec.preview(arguments, Facts(lead, request, client))
+
+        if since is not MISSING and lead_id is not None:
+            conflict = self._conflict(client.account, str(lead_id), since, lead, request)
+            if conflict is not None:
+                return conflict
+        if dry_run:
+            return dry_run_reply(spec.name, request, preview)
+        if confirmed:
+            bound = confirmation_binding(arguments)
+            token = getattr(arguments, "confirmation", MISSING)
+            decision = await ask(
+                ctx, params, tool=spec.name, arguments=bound, account=client.account,
+                question=question_text(preview.summary, preview.changes),
+                token=None if token is MISSING else token, sealer=self.sealer,
+            )
+            if isinstance(decision, Stop):
+                return Reply({"sent": False, "message": decision.text}, decision.text, is_error=True)
+            if isinstance(decision, Pending):
+                return decision
+            assert isinstance(decision, Go)
+        return await spec.handler(self._journaled(client, spec, lead_id, preview.undo), arguments, on_retry)
+
+    def _journaled(self, client: NexorClient, spec: ToolSpec[Any], lead_id: Any, before: Json | None) -> NexorClient:
+        """The client to send with: one that journals every write when the journal is on."""
+        if self.journal is None:
+            return client
+        lead = lead_id if isinstance(lead_id, str) else None
+        return client.journaled(self.journal, tool=spec.name, lead_id=lead, before=before)
+
+    def _conflict(
+        self, account: str, lead_id: str, since: str, lead: Json | None, request: Request
+    ) -> Reply | None:
+        """The stale-write guard's refusal, or None when the lead is unchanged since `since`."""
+        current = lead.get("updated_at") if lead else None
+        if not isinstance(current, str):
+            text = (
+                "Not written: Nexor's answer for this lead has no updated_at, so if_unchanged_since cannot "
+                "be checked. Nothing was sent; call again without if_unchanged_since to write anyway."
+            )
+            return Reply({"written": False, "conflict": True, "message": text}, text, is_error=True)
+        if _instant(current) == _instant(since):
+            return None
+        assert lead is not None
+        seen = self.memory.recall(account, lead_id, since)
+        changed = lead_changes(seen, lead) if seen is not None else None
+        body = request.body or {}
+        touched = {name: lead.get(name) for name in body if name not in ("metadata", "lead_id")}
+        if isinstance(body.get("metadata"), dict):
+            metadata: Json = lead["metadata"] if isinstance(lead.get("metadata"), dict) else {}
+            touched["metadata"] = {key: metadata.get(key) for key in body["metadata"]}
+        what = "; ".join(changed) if changed else "(the version you read is not known here; see current)"
+        text = (
+            f"Not written: the lead changed since {since} (its updated_at is now {current}). Changed since: "
+            f"{what}. Nothing was sent. Decide again from the current values, then call again with "
+            f"if_unchanged_since {json.dumps(current)}."
+        )
+        structured = {
+            "written": False, "conflict": True, "your_updated_at": since, "current_updated_at": current,
+            "changed_since": changed, "current": touched, "message": text,
+        }
+        return Reply(structured, text, is_error=True)
+
+
+async def would_send(spec: ToolSpec[Any], client: NexorClient, arguments: Arguments) -> Request:
+    """The exact request the real call sends, from the tool's own handler (nothing is sent)."""
+    try:
+        await spec.handler(client.previewing(), arguments, None)
+    except WouldSend as captured:
+        return captured.request
+    raise RuntimeError(f"{spec.name} sent no write")  # a declaration bug: every write tool writes
+
+
+def confirmation_binding(arguments: Arguments) -> Json:
+    """The arguments a confirmation is bound to: all the caller gave but the control arguments."""
+    return arguments.model_dump(mode="json", exclude_unset=True, exclude=set(CONTROL_ARGUMENTS))
+
+
+def dry_run_reply(tool: str, request: Request, preview: Preview) -> Reply:
+    structured: Json = {
+        "dry_run": True,
+        "would_send": {"method": request.method, "path": "/" + request.path, "body": request.body},
+        "summary": preview.summary,
+        "before": preview.before,
+        "after": preview.after,
+        "changes": preview.changes,
+        "no_op": preview.no_op,
+    }
+    if preview.no_op:
+        headline = f"Dry run of {tool}: nothing was sent, and sending it would change nothing."
+    elif preview.changes:
+        headline = f"Dry run of {tool}: nothing was sent. Changes: " + "; ".join(preview.changes) + "."
+    else:
+        headline = f"Dry run of {tool}: nothing was sent. {preview.summary}"
+    # The text stays short (the lead before and after are in structuredContent): the changes and the request.
+    request_text = json.dumps(structured["would_send"], ensure_ascii=False, separators=(",", ":"))
+    return Reply(structured, f"{headline}\nWould send: {request_text}")
+
+
+def pending_text(tool: str, structured: Json) -> str:
+    return (
+        f"NOT DONE: {tool} needs the user's confirmation and nothing was sent. Show the user this and ask "
+        f"whether to go ahead:\n\n{structured['question']}\n\nOnly if the user approves, call {tool} again with "
+        f"exactly the same arguments plus \"confirmation\": \"{structured['confirmation']}\" (valid "
+        f"{structured['expires_in_seconds'] // 60} minutes, once). If not, do not call it again."
+    )
+
+
+def lead_changes(old: Json, new: Json) -> list[str]:
+    """Change lines between two versions of a lead: top-level fields and metadata keys. Only fields
+    both versions have are compared: Nexor's GET and PATCH answers differ in shape (tags, campaign),
+    and a field one of them lacks is unknown there, not changed."""
+    lines: list[str] = []
+    for name in sorted(set(old) & set(new)):
+        if name in ("updated_at", "metadata"):
+            continue
+        if not same(old.get(name), new.get(name)):
+            lines.append(change_line(name, old.get(name), new.get(name)))
+    old_metadata: Json = old["metadata"] if isinstance(old.get("metadata"), dict) else {}
+    new_metadata: Json = new["metadata"] if isinstance(new.get("metadata"), dict) else {}
+    for key in sorted(set(old_metadata) | set(new_metadata)):
+        before, after = old_metadata.get(key, ABSENT), new_metadata.get(key, ABSENT)
+        if before is ABSENT or after is ABSENT or not same(before, after):
+            lines.append(change_line(f"metadata.{key}", before, after))
+    return lines
+
+
+def _instant(timestamp: str) -> str:
+    """`updated_at` compared as an instant: "…Z" and "…+00:00" are the same moment."""
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00") if timestamp.endswith("Z") else timestamp)
+    except ValueError:
+        return timestamp
+    return moment.astimezone(UTC).isoformat() if moment.tzinfo else timestamp
