@@ -260,7 +260,7 @@ def dry_run() -> Any:
 def if_unchanged_since() -> Any:
     return Field(
         MISSING,
-        description="The lead's updated_at as you read it; if it changed since, nothing is written.",
+        description="The lead's updated_at as you read it; if it changed since, nothing is written (best effort).",
     )
 
 
