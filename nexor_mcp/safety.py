@@ -99,7 +99,7 @@ class WriteSafety:
         confirmed = spec.group.value in self.settings.confirm and not dry_run
         lead_id = getattr(arguments, "lead_id", None)
         undo_kept = self.journal is not None and spec.undoable
-        if spec.preview is None or not (dry_run or since is not MISSING or confirmed or undo_kept):
+        if not (dry_run or since is not MISSING or confirmed or undo_kept):
             return await spec.handler(self._journaled(client, spec, lead_id, None), arguments, on_retry)
 
         request = await would_send(spec, client, arguments)
@@ -107,7 +107,11 @@ class WriteSafety:
         if isinstance(lead_id, str):
             lead = (await client.get_lead(lead_id, on_retry)).get("lead")
             lead = lead if isinstance(lead, dict) else None
-        preview = await spec.preview(arguments, Facts(lead, request, client))
+        if spec.preview is not None:
+            preview = await spec.preview(arguments, Facts(lead, request, client))
+        else:  # a confirmed tool without its own preview still asks, with the request it would send
+            body = json.dumps(request.body, ensure_ascii=False)
+            preview = Preview(summary=f"{spec.title}: {request.method} /{request.path} {body}")
 
         if since is not MISSING and lead_id is not None:
             conflict = self._conflict(client.account, str(lead_id), since, lead, request)

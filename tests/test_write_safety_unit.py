@@ -166,3 +166,43 @@ def test_previews_of_an_oddly_shaped_lead_never_raise(lead: dict[str, Any]) -> N
     assert before is None or isinstance(before["human_takeover"], bool)
     assert active_run(lead) is None or isinstance(active_run(lead), dict)
     assert lead_changes(lead, {**lead, "title": "x"}) == ([] if "title" not in lead else ['title: null → "x"'])
+
+
+@pytest.mark.anyio
+async def test_a_confirmed_tool_without_a_preview_still_asks_and_sends_nothing() -> None:
+    """Confirmation never depends on a tool having declared a preview (fail closed for a new tool)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import httpx2
+
+    from nexor_mcp.client import NexorClient
+    from nexor_mcp.confirm import Pending
+    from nexor_mcp.safety import WriteSafety
+    from nexor_mcp.tools import TOOLS_BY_NAME
+    from nexor_mcp.tools.spec import Group
+
+    sent: list[str] = []
+
+    def nexor(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.method)
+        return httpx2.Response(200, json={"success": True, "lead": {"id": LEAD_ID, "first_name": "Ana"}})
+
+    settings = load_settings(environ={"NEXOR_API_KEY": "nxr_live_unit_key_123", "NEXOR_BASE_URL": "http://127.0.0.1"})
+    client = NexorClient(settings, transport=httpx2.MockTransport(nexor))
+    spec = dataclasses.replace(TOOLS_BY_NAME["record_meeting"], group=Group.OUTREACH)
+    assert spec.preview is None
+    arguments = spec.parse(
+        {"title": "Demo", "starts_at": "2026-12-01T15:00:00Z", "duration_minutes": 30, "lead_id": LEAD_ID}
+    )
+    session = SimpleNamespace(client_capabilities=None, can_send_request=False)
+    ctx: Any = SimpleNamespace(session=session, protocol_version="2025-11-25", request_id=1)
+    params: Any = SimpleNamespace(input_responses=None, request_state=None)
+    outcome = await WriteSafety.from_settings(settings).run(spec, client, arguments, ctx, params, None)
+    assert isinstance(outcome, Pending) and isinstance(outcome.result, dict)
+    assert outcome.result["confirmation_required"] is True and "POST /meetings" in outcome.result["question"]
+    assert sent == ["GET"]  # the lead was read; nothing was written
+    await client.aclose()
+
+
+LEAD_ID = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
