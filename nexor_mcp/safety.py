@@ -130,6 +130,9 @@ class WriteSafety:
             if isinstance(decision, Stop):
                 return Reply({"sent": False, "message": decision.text}, decision.text, is_error=True)
             if isinstance(decision, Pending):
+                if isinstance(decision.result, dict):  # the token way: the preview goes with the question
+                    decision.result["would_send"] = _request_view(request)
+                    decision.result["changes"] = preview.changes
                 return decision
             assert isinstance(decision, Go)
         return await spec.handler(self._journaled(client, spec, lead_id, preview.undo), arguments, on_retry)
@@ -192,7 +195,7 @@ def confirmation_binding(arguments: Arguments) -> Json:
 def dry_run_reply(tool: str, request: Request, preview: Preview) -> Reply:
     structured: Json = {
         "dry_run": True,
-        "would_send": {"method": request.method, "path": "/" + request.path, "body": request.body},
+        "would_send": _request_view(request),
         "summary": preview.summary,
         "before": preview.before,
         "after": preview.after,
@@ -208,6 +211,10 @@ def dry_run_reply(tool: str, request: Request, preview: Preview) -> Reply:
     # The text stays short (the lead before and after are in structuredContent): the changes and the request.
     request_text = json.dumps(structured["would_send"], ensure_ascii=False, separators=(",", ":"))
     return Reply(structured, f"{headline}\nWould send: {request_text}")
+
+
+def _request_view(request: Request) -> Json:
+    return {"method": request.method, "path": "/" + request.path, "body": request.body}
 
 
 def pending_text(tool: str, structured: Json) -> str:

@@ -250,6 +250,7 @@ async def test_a_token_confirms_exactly_once_and_only_for_the_same_arguments(
         pending = structured(first)
         assert pending["sent"] is False and pending["confirmation_required"] is True
         assert "Ana" in pending["question"] and WHATSAPP["content"] in pending["question"]
+        assert pending["would_send"] == {"method": "POST", "path": "/messages", "body": WHATSAPP}
         assert text_of(first).startswith("NOT DONE") and pending["confirmation"] in text_of(first)
         token = pending["confirmation"]
 
