@@ -21,6 +21,7 @@ from nexor_mcp.config import (
     CONFIG_FILE_ENV,
     ENV_VARS,
     KEY_PREFIX,
+    SECRET_ENV,
     ConfigError,
     Secret,
     Settings,
@@ -77,15 +78,38 @@ def run_check(
     sources = _sources(flags, environ, config_path)
     _report(out, settings, sources, config_path or environ.get(CONFIG_FILE_ENV, "").strip() or None,
             "--config" if config_path else CONFIG_FILE_ENV)
+    journal_ok = _check_journal(out, settings)
     if sandbox:
-        return _check_sandbox(out, settings)
+        return _verdict(out, _check_sandbox(out, settings), journal_ok)
     if settings.api_key is None:
         out()
         out("FAILED: no API key is set, so nothing was sent to Nexor. Set NEXOR_API_KEY in the "
             "client's \"env\" (or api_key in the config file) to the key from the Nexor dashboard "
             f"(profile → Integrations; it starts with {KEY_PREFIX}).")
         return FAILED
-    return _call_nexor(out, settings)
+    return _verdict(out, _call_nexor(out, settings), journal_ok)
+
+
+def _verdict(out: _Out, status: int, journal_ok: bool) -> int:
+    if journal_ok:
+        return status
+    out("FAILED: the audit journal cannot be written (see above), so the server would refuse every write.")
+    return FAILED
+
+
+def _check_journal(out: _Out, settings: Settings) -> bool:
+    """A configured audit journal must be writable: if not, the server refuses every write."""
+    if not settings.audit_log:
+        return True
+    from nexor_mcp.audit import Journal
+
+    problem = Journal(settings.audit_log).problem()
+    if problem is None:
+        out(f"  {'audit journal':<22}writable")
+        return True
+    out(f"  {'audit journal':<22}CANNOT BE WRITTEN ({problem}): the server would refuse every write "
+        "until audit_log / NEXOR_AUDIT_LOG names a writable file")
+    return False
 
 
 def _check_tools(settings: Settings) -> None:
@@ -127,6 +151,7 @@ def _report(out: _Out, settings: Settings, sources: dict[str, str], config_file:
         "log_level": settings.log_level,
         "tools": ",".join(settings.tools),
         "read_only": "yes" if settings.read_only else "no",
+        "confirm": ",".join(settings.confirm) or "never",
     }
     for name in ENV_VARS:  # settings added later are shown too, as the settings object holds them
         if name not in shown:
@@ -139,6 +164,8 @@ def _report(out: _Out, settings: Settings, sources: dict[str, str], config_file:
 
     enabled = [spec.name for spec in select_tools(settings.tools, read_only=settings.read_only)]
     out(f"  {'tools enabled':<22}{len(enabled)}: {', '.join(enabled)}")
+    sealed = f"set ({SECRET_ENV})" if settings.secret else "random per process (NEXOR_MCP_SECRET not set)"
+    out(f"  {'confirmation key':<22}{sealed}")
     for warning in settings.warnings:
         out(f"  warning: {warning}")
 

@@ -173,3 +173,21 @@ def test_a_server_error_is_not_retried_and_leaves_the_verdict_open(
     assert result.returncode == 1
     assert "FAILED: the call did not succeed, so whether the key works is unknown" in result.stdout
     assert len(api.requests) == 1, "check makes one request, whatever max_retries says"
+
+
+def test_write_safety_settings_are_reported_and_an_unwritable_journal_fails(
+    api: SandboxApi, sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    base = {"NEXOR_API_KEY": TEST_KEY, "NEXOR_BASE_URL": sandbox_server.base_url}
+    writable = run_check({**base, "NEXOR_CONFIRM": "never", "NEXOR_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+                          "NEXOR_MCP_SECRET": "s" * 40})
+    assert writable.returncode == 0, writable.stdout
+    assert "confirm               never  (from environment NEXOR_CONFIRM)" in writable.stdout
+    assert "audit journal         writable" in writable.stdout
+    assert "confirmation key      set (NEXOR_MCP_SECRET)" in writable.stdout and "s" * 40 not in writable.stdout
+    broken = run_check({**base, "NEXOR_AUDIT_LOG": str(tmp_path / "missing" / "audit.jsonl")})
+    assert broken.returncode == 1, broken.stdout
+    assert "CANNOT BE WRITTEN (No such file or directory)" in broken.stdout
+    assert broken.stdout.rstrip().endswith("so the server would refuse every write.")
+    assert "confirm               automation,outreach  (from default)" in broken.stdout
+    assert_never_shows(broken, TEST_KEY)
