@@ -34,7 +34,10 @@ def test_demo_works_one_lead_through_several_tools() -> None:
     assert json.loads(block_after("3. It reads the latest"))["history"]
     assert json.loads(block_after("4. The lead asks for a person"))["cadence_paused"] is True
     assert json.loads(block_after("5. It tags the lead"))["tags"]
-    lead = json.loads(block_after("7. It writes back"))
+    preview = out.split("7. Before writing, it previews", 1)[1].split("8. It writes back", 1)[0]
+    assert 'Dry run of update_lead: nothing was sent. Changes: title: "Head of Sales" → "VP Sales"' in preview
+    assert '"method":"PATCH"' in preview
+    lead = json.loads(block_after("8. It writes back"))
     assert lead["title"] == "VP Sales"
     assert lead["metadata"] == {"edad": 34, "utm_source": "google", "budget": 5000}  # merged, not replaced
     assert "isError: true. The agent reads this text content block:" in out
