@@ -25,6 +25,7 @@ from pydantic import MISSING
 from nexor_mcp.client import Json, NexorClient, OnRetry, Request, WouldSend
 from nexor_mcp.config import Settings
 from nexor_mcp.confirm import Go, Pending, Sealer, Stop, ask, question_text
+from nexor_mcp.masking import clean_text, redact
 from nexor_mcp.tools.preview import ABSENT, Facts, Preview, change_line, same
 from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, ToolSpec
 
@@ -92,8 +93,10 @@ class WriteSafety:
         ctx: ServerRequestContext[Any],
         params: CallToolRequestParams,
         on_retry: OnRetry | None,
+        secrets: tuple[str, ...] = (),
     ) -> Json | Reply | Pending:
-        """One call of a write tool through the safety steps (see the module doc)."""
+        """One call of a write tool through the safety steps (see the module doc). `secrets` are
+        masked in the question a person is asked, which leaves here without passing the result masking."""
         dry_run = getattr(arguments, "dry_run", False) is True
         since = getattr(arguments, "if_unchanged_since", MISSING)
         confirmed = spec.group.value in self.settings.confirm and not dry_run
@@ -124,7 +127,7 @@ class WriteSafety:
             token = getattr(arguments, "confirmation", MISSING)
             decision = await ask(
                 ctx, params, tool=spec.name, arguments=bound, account=client.account,
-                question=question_text(preview.summary, preview.changes),
+                question=redact(clean_text(question_text(preview.summary, preview.changes)), secrets),
                 token=None if token is MISSING else token, sealer=self.sealer,
             )
             if isinstance(decision, Stop):

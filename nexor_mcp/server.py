@@ -175,7 +175,7 @@ def build_server(
             if spec.read_only:
                 outcome: Json | Reply | Pending = await spec.handler(client, arguments, report_retry)
             else:
-                outcome = await guard.run(spec, client, arguments, ctx, params, report_retry)
+                outcome = await guard.run(spec, client, arguments, ctx, params, report_retry, secrets)
             if isinstance(outcome, Pending):
                 if isinstance(outcome.result, InputRequiredResult):
                     logger.info("%s waits for the user's confirmation", params.name)

@@ -349,3 +349,16 @@ async def test_the_run_the_question_names_is_the_one_changed(sandbox_server: San
     assert "'qualified'" in asked[0].message
     assert [(m, p) for m, p, _ in writes(api)] == [("POST", f"/leads/{ANA}/status")]
     assert ANA_RUN  # the seeded run the status lives in
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_the_question_a_person_sees_never_shows_the_key(
+    sandbox_server: SandboxServer, api: SandboxApi, mode: str
+) -> None:
+    """The question leaves the server outside any tool result, so it is masked on its own."""
+    pasted = {**WHATSAPP, "content": f"your key is {TEST_KEY}, and a piece: {TEST_KEY[:14]}"}
+    async with connect(sandbox_server.base_url, mode, ElicitResult(action="decline")) as (client, asked):
+        result = await call(client, "send_message", pasted)
+    assert result.is_error and writes(api) == []
+    assert len(asked) == 1 and TEST_KEY not in asked[0].message and TEST_KEY[:14] not in asked[0].message
+    assert "nxr_****" in asked[0].message
