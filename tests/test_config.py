@@ -3,6 +3,7 @@ paths that are not small regular files (refused without blocking), and the examp
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nexor_mcp.config import MAX_CONFIG_BYTES, ConfigError, Secret, Settings, load_settings
+from nexor_mcp.config import ENV_VARS, MAX_CONFIG_BYTES, ConfigError, Secret, Settings, load_settings
 
 KEY = "nxr_live_0123456789abcdef"
 TIMEOUT = 30  # seconds; bounds a hang (a blocking open), asserts nothing about speed
@@ -195,3 +196,16 @@ def test_tools_in_a_config_file_must_be_names(tmp_path: Path) -> None:
     outcome = load_in_thread(path)
     assert isinstance(outcome, ConfigError)
     assert 'tools must be a comma list like "read,write" or an array of names' in str(outcome)
+
+
+def test_the_example_config_file_names_every_key_and_loads(tmp_path: Path) -> None:
+    """README says config.example.json lists every key: keep it so as settings are added."""
+    example = json.loads((Path(__file__).parent.parent / "config.example.json").read_text(encoding="utf-8"))
+    assert set(example) == set(ENV_VARS)
+    example["api_key"] = "nxr_live_real_key_for_the_test"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(example), encoding="utf-8")
+    path.chmod(0o600)
+    settings = load_settings(environ={}, config_path=str(path))
+    assert settings.tools == ("read", "write") and settings.confirm == ("automation", "outreach")
+    assert settings.audit_log is None and settings.read_only is False
