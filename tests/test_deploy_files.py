@@ -240,7 +240,10 @@ def test_kubernetes_deployment_is_ready_on_healthz_and_matches_the_image() -> No
     assert container["ports"][0]["containerPort"] == int(last("EXPOSE"))
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["NEXOR_MCP_ALLOWED_HOSTS"]
-    assert not [name for name in env if any(word in name for word in SECRET_WORDS)]
+    inline = [name for name, value in env.items() if value is not None and any(word in name for word in SECRET_WORDS)]
+    assert not inline, "a secret is written into the manifest instead of coming from a Secret"
+    shared = next(item for item in container["env"] if item["name"] == "NEXOR_MCP_SECRET")
+    assert shared["valueFrom"]["secretKeyRef"]["name"] == "nexor-mcp-confirm"
     assert docs["Service"]["spec"].get("sessionAffinity", "None") == "None"
 
 
