@@ -40,6 +40,7 @@ environment variables (flags > environment > config file > defaults; empty count
   {ENV_VARS["tools"]:<28}same as --tools
   {ENV_VARS["read_only"]:<28}same as --read-only (1/true/yes)
   {ENV_VARS["confirm"]:<28}same as --confirm
+  {ENV_VARS["confirm_via"]:<28}same as --confirm-via
   {SECRET_ENV:<28}hosted mode with replicas: a shared key (32+ bytes) sealing confirmations
   {ENV_VARS["audit_log"]:<28}same as --audit-log
   {CONFIG_FILE_ENV:<28}same as --config
@@ -99,6 +100,11 @@ def _settings_flags(*, inherited: bool = False) -> argparse.ArgumentParser:
         "--confirm", metavar="GROUPS",
         help="tool groups that need a person's confirmation before they run: automation, outreach, or never "
         f"(env {ENV_VARS['confirm']}; default automation,outreach)",
+    )
+    flags.add_argument(
+        "--confirm-via", choices=("auto", "token"),
+        help="auto: ask through the client when it can elicit, else a token; token: always the token, for hosts "
+        f"that answer elicitations without showing anyone (env {ENV_VARS['confirm_via']}; default auto)",
     )
     flags.add_argument(
         "--sandbox", action="store_true", default=argparse.SUPPRESS if inherited else False,
@@ -194,6 +200,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "tools": args.tools,
         "read_only": args.read_only,
         "confirm": args.confirm,
+        "confirm_via": args.confirm_via,
         "audit_log": args.audit_log,
     }
 

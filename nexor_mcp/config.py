@@ -37,6 +37,7 @@ ENV_VARS = {
     "tools": "NEXOR_TOOLS",
     "read_only": "NEXOR_READ_ONLY",
     "confirm": "NEXOR_CONFIRM",
+    "confirm_via": "NEXOR_CONFIRM_VIA",
     "audit_log": "NEXOR_AUDIT_LOG",
 }
 DEFAULT_TOOLS = ("read", "write")
@@ -92,6 +93,9 @@ class Settings:
     read_only: bool = False
     confirm: tuple[str, ...] = CONFIRMABLE_GROUPS
     """The groups whose tools need a person's confirmation before they run (NEXOR_CONFIRM; "never": none)."""
+    confirm_via: str = "auto"
+    """"auto": ask through the client when it can elicit, else a token; "token": always the token
+    (for hosts that declare elicitation but answer it without showing anyone)."""
     secret: Secret | None = None
     """NEXOR_MCP_SECRET: seals confirmation tokens; `None` means a random key per process."""
     audit_log: str | None = None
@@ -216,6 +220,7 @@ def _build(raw: Mapping[str, Any], warnings: list[str] | None = None) -> Setting
         tools=_tool_names(raw.get("tools", DEFAULT_TOOLS)),
         read_only=_flag(raw.get("read_only", False), "read_only"),
         confirm=_confirm_groups(raw.get("confirm", CONFIRMABLE_GROUPS)),
+        confirm_via=_choice(raw.get("confirm_via", "auto"), "confirm_via", ("auto", "token")),
         secret=_secret(raw.get("secret")),
         audit_log=_audit_log(raw.get("audit_log")),
         warnings=tuple(warnings),
@@ -252,6 +257,13 @@ def _confirm_groups(value: Any) -> tuple[str, ...]:
     if wrong or not names:
         raise ConfigError(f"{expected}, got {value!r}")
     return tuple(group for group in CONFIRMABLE_GROUPS if group in names)
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return text
 
 
 def _secret(value: Any) -> Secret | None:

@@ -154,15 +154,17 @@ async def ask(
     question: str,
     token: str | None,
     sealer: Sealer,
+    elicit: bool = True,
 ) -> Decision:
-    """Get a person's yes for this call by the best way the client offers (see the module doc)."""
+    """Get a person's yes for this call by the best way the client offers (see the module doc);
+    `elicit=False` always takes the token way (NEXOR_CONFIRM_VIA=token)."""
     if token is not None:
         refused = sealer.check(token, "c1", tool, arguments, account)
         if refused:
             return Stop(f"Not sent: the confirmation was refused because {refused}. Nothing was sent. "
                         "Call again without confirmation to get a fresh preview, show it to the user and ask.")
         return Go("token")
-    if _can_elicit(ctx):
+    if elicit and _can_elicit(ctx):
         if _modern(ctx):
             return _round_trip(params, tool, arguments, account, question, sealer)
         if ctx.session.can_send_request:

@@ -129,6 +129,7 @@ class WriteSafety:
                 ctx, params, tool=spec.name, arguments=bound, account=client.account,
                 question=redact(clean_text(question_text(preview.summary, preview.changes)), secrets),
                 token=None if token is MISSING else token, sealer=self.sealer,
+                elicit=self.settings.confirm_via == "auto",
             )
             if isinstance(decision, Stop):
                 return Reply({"sent": False, "message": decision.text}, decision.text, is_error=True)

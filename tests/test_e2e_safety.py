@@ -362,3 +362,16 @@ async def test_the_question_a_person_sees_never_shows_the_key(
     assert result.is_error and writes(api) == []
     assert len(asked) == 1 and TEST_KEY not in asked[0].message and TEST_KEY[:14] not in asked[0].message
     assert "nxr_****" in asked[0].message
+
+
+async def test_confirm_via_token_never_elicits_even_from_a_client_that_can(
+    sandbox_server: SandboxServer, api: SandboxApi
+) -> None:
+    """For hosts that declare elicitation and then decline without showing anyone."""
+    async with connect(sandbox_server.base_url, "legacy", YES, NEXOR_CONFIRM_VIA="token") as (client, asked):
+        first = await call(client, "send_message", WHATSAPP)
+        assert structured(first)["confirmation_required"] is True and writes(api) == []
+        token = structured(first)["confirmation"]
+        sent = await call(client, "send_message", {**WHATSAPP, "confirmation": token})
+    assert not sent.is_error and asked == []
+    assert len(writes(api)) == 1

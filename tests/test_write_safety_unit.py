@@ -52,6 +52,10 @@ def test_the_secret_and_confirm_settings_are_checked() -> None:
     for wrong in ("write", "always", "outreach,send"):
         with pytest.raises(ConfigError, match="confirm must be"):
             load_settings(environ={"NEXOR_CONFIRM": wrong})
+    assert load_settings(environ={}).confirm_via == "auto"
+    assert load_settings(environ={"NEXOR_CONFIRM_VIA": "Token"}).confirm_via == "token"
+    with pytest.raises(ConfigError, match="confirm_via must be one of auto, token"):
+        load_settings(environ={"NEXOR_CONFIRM_VIA": "elicit"})
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         load_settings(environ={"NEXOR_MCP_SECRET": "short"})
     assert repr(load_settings(environ={"NEXOR_MCP_SECRET": "z" * 40}).secret) == "Secret('********')"
