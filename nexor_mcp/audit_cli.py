@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from nexor_mcp.audit import Entry, Journal, account_fingerprint, read_journal
 from nexor_mcp.config import ENV_VARS, Settings
+from nexor_mcp.tools.preview import same
 
 Json = dict[str, Any]
 
@@ -457,16 +458,16 @@ def _plan(entry: Entry, lead: Json) -> _Plan | str:
         if name not in old_fields:
             return f"its before-value of {name} is not on record"
         current = _current_field(lead, name)
-        if current != written:
+        if not _same(current, written):
             differences.append(f"{name} is {_value(current)}, not {_value(written)} as the entry wrote")
         body[name] = old_fields[name]
         undo_before["fields"][name] = None if current is ABSENT else current
-        no_op = no_op and current == old_fields[name]
+        no_op = no_op and _same(current, old_fields[name])
         lines.append(f"{name}: {_value(current)} → {_value(old_fields[name])}")
     stored: Json = lead["metadata"] if isinstance(lead.get("metadata"), dict) else {}
     for key, written in metadata.items():
         current = stored.get(key, ABSENT)
-        if current != written:
+        if not _same(current, written):
             differences.append(f"metadata.{key} is {_value(current)}, not {_value(written)} as the entry wrote")
         if key in old_metadata:
             target = old_metadata[key]
@@ -481,9 +482,17 @@ def _plan(entry: Entry, lead: Json) -> _Plan | str:
             undo_before["metadata_absent"].append(key)
         else:
             undo_before["metadata"][key] = current
-        no_op = no_op and current == target and current is not ABSENT
+        no_op = no_op and _same(current, target)
         lines.append(f"metadata.{key}: {_value(current)} → {_value(target)}{note}")
     return _Plan("fields", body, undo_before, differences, lines, no_op)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values (1, 1.0 and true are three different values to Nexor); an absent
+    metadata key equals only an absent one."""
+    if a is ABSENT or b is ABSENT:
+        return a is b
+    return same(a, b)
 
 
 def _written(entry: Entry) -> tuple[Json, Json]:
