@@ -34,6 +34,7 @@ from nexor_mcp.errors import (
     JournalUnwritable,
     MissingApiKey,
     NexorError,
+    RequestTooLarge,
     UnreadableAnswer,
     api_error_text,
     describe_body,
@@ -52,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"nexor-mcp/{__version__}"
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+MAX_REQUEST_BYTES = 256 * 1024
+"""Most UTF-8 bytes of JSON one request body may hold: a body this big is a mistake, and Nexor would
+store it. Tools check their own bodies first with a message naming the argument; this is the net
+under every write (a template's components, a list of attendees)."""
 MAX_RESPONSE_DEPTH = 64
 """Deeper JSON than any lead needs; refusing it keeps every later step (and the SDK) off deep recursion."""
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -454,6 +459,8 @@ class NexorClient:
         headers = {"X-API-Key": self._api_key.reveal()}
         if request.body is not None:
             content = json.dumps(request.body, ensure_ascii=False, separators=(",", ":")).encode()
+            if len(content) > MAX_REQUEST_BYTES:
+                raise RequestTooLarge(len(content), MAX_REQUEST_BYTES)
             headers["Content-Type"] = "application/json"
         method, path = request.method, request.path
         started = time.monotonic()

@@ -107,6 +107,19 @@ class MissingApiKey(NexorError):
         return False
 
 
+class RequestTooLarge(NexorError):
+    """A write body over the size limit: refused before any byte is sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The request would be {size:,} bytes of JSON, over the {limit // 1024} KiB limit, so nothing "
+            "was sent. Send less at once (fewer components, attendees or metadata keys per call)."
+        )
+
+    def may_have_taken_effect(self) -> bool:
+        return False
+
+
 class JournalUnwritable(NexorError):
     """The audit journal (NEXOR_AUDIT_LOG) could not record a write's intent, so the write was
     refused before anything was sent: every write must be on record first (fail closed)."""

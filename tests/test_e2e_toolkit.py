@@ -569,3 +569,27 @@ def test_an_unknown_tool_name_stops_the_server_at_start(sandbox_server: SandboxS
     assert "groups: automation, outreach, read, write" in completed.stderr
     every = [*READ_TOOLS, *WRITE_TOOLS, "resume_automation", "assign_workflow", "set_lead_status", "send_message"]
     assert completed.stderr.rstrip().endswith("tools: " + ", ".join(every))
+
+
+# --- the body limit, under every write ---------------------------------------------------------------
+
+BIG_COMPONENT = {"type": "body", "parameters": [{"type": "text", "text": "x" * 60_000}]}
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("send_message", {"lead_id": ANA, "workflow_id": SDR_INBOUND, "channel": "whatsapp",
+                          "template_id": FIRST_CONTACT_TEMPLATE, "components": [BIG_COMPONENT] * 5}),
+        ("record_meeting", {"lead_id": ANA, "title": "Demo", "starts_at": "2026-12-01T15:00:00Z",
+                            "duration_minutes": 30,
+                            "additional_attendees": [{"name": f"Guest {n}", "email": f"guest{n}@example.com"}
+                                                     for n in range(6_000)]}),
+    ],
+    ids=["template components", "attendees"],
+)
+async def test_a_body_over_256_kib_is_refused_by_any_write_tool(
+    mcp: McpProcess, api: SandboxApi, tool: str, arguments: dict[str, Any]
+) -> None:
+    """Tools check their usual big values themselves; these are the shapes no tool-level limit covers."""
+    await refused(mcp, api, tool, arguments, ["over the 256 KiB limit", "Send less at once"])

@@ -17,12 +17,13 @@ from typing import Annotated, Any
 from pydantic import MISSING, BeforeValidator, Field, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from nexor_mcp.client import MAX_REQUEST_BYTES
 from nexor_mcp.tools.arguments import CUSTOM, NESTED, json_type, preview
 
 MAX_TEXT_BYTES = 64 * 1024
 """Most UTF-8 bytes in one text value, metadata key or metadata value that is sent to Nexor."""
-MAX_BODY_BYTES = 256 * 1024
-"""Most UTF-8 bytes in one request body: a value this big is a mistake, and Nexor would store it."""
+MAX_BODY_BYTES = MAX_REQUEST_BYTES
+"""Most UTF-8 bytes in one request body (the client refuses any larger body, whatever the tool)."""
 
 UUID_EXAMPLE = '"3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"'
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
