@@ -56,7 +56,9 @@ class LeadMemory:
     def remember(self, account: str, lead: Any) -> None:
         if isinstance(lead, dict) and isinstance(lead.get("id"), str) and isinstance(lead.get("updated_at"), str):
             key = (account, lead["id"], _instant(lead["updated_at"]))
-            self._leads[key] = json.loads(json.dumps(lead))
+            # Kept as is, not copied (this runs on every call that returns a lead): results are never
+            # changed once built, and the previews copy a lead before working on it.
+            self._leads[key] = lead
             self._leads.move_to_end(key)
             while len(self._leads) > self._size:
                 self._leads.popitem(last=False)
