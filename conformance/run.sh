@@ -2,8 +2,11 @@
 # The official MCP conformance suite (@modelcontextprotocol/conformance, server scenarios) against
 # `nexor-mcp http`, with the sandbox as its Nexor API.
 #
-#     bash conformance/run.sh            # needs python with nexor-mcp installed, npm, the npm registry
+#     bash conformance/run.sh            # needs the project's Python environment, npm, the npm registry
 #
+# - Python is the project's environment, never the system python3 (whose packages may be too old):
+#   $PYTHON if set, else the active virtual environment's python (CI activates one), else the
+#   clone's .venv (`python3 scripts/test.py` creates it). It must import nexor_mcp, checked first.
 # - Node 22 and the suite come from the npm registry at the versions pinned in
 #   conformance/package-lock.json (`npm ci`), into a temporary folder with its own npm cache; the
 #   system Node (20 here) is not used by the suite, and nothing is cached outside that folder.
@@ -15,11 +18,11 @@
 #   like test_image_content, resources, prompts, sampling). The suite exits 1 on any other failure
 #   and on a baseline entry that now passes (stale), and so does this script.
 # - Bounded: npm ci gets CONFORMANCE_INSTALL_SECONDS (default 300), each suite run 120 s, each
-#   process start 30 s. Servers' stderr goes to the temp folder and is shown only on failure.
+#   process start 30 s, and a process that exits while starting fails the run at once. Servers'
+#   stderr goes to the temp folder and is shown only on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python="${PYTHON:-python3}"
 install_seconds="${CONFORMANCE_INSTALL_SECONDS:-300}"
 key="nxr_live_sandbox_demo_key"
 baseline="${CONFORMANCE_BASELINE:-conformance/expected-failures.yml}"
@@ -41,6 +44,29 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
+
+# --- the project's Python, checked before anything is installed ------------------------------------
+if [[ -n "${PYTHON:-}" ]]; then
+    python="$PYTHON"
+    python_from="PYTHON"
+elif [[ -n "${VIRTUAL_ENV:-}" && -x "$VIRTUAL_ENV/bin/python" ]]; then
+    python="$VIRTUAL_ENV/bin/python"
+    python_from="the active virtual environment"
+elif [[ -x .venv/bin/python ]]; then
+    python="$PWD/.venv/bin/python"
+    python_from="the clone's .venv"
+else
+    echo "conformance: no project environment: activate a virtual environment with nexor-mcp installed," \
+        "or run \`python3 scripts/test.py\` once (it creates .venv), or set PYTHON to a python that has it" >&2
+    exit 1
+fi
+if ! import_error="$("$python" -c 'import nexor_mcp.cli, nexor_mcp.http, nexor_mcp.sandbox.runner' 2>&1)"; then
+    printf '%s\n' "$import_error" | tail -n 5 >&2
+    echo "conformance: $python (from $python_from) cannot run nexor-mcp (see above): install it into that" \
+        "environment (\`$python -m pip install -e .\`), or use the .venv that \`python3 scripts/test.py\` creates" >&2
+    exit 1
+fi
+echo "conformance: python $("$python" -c 'import platform; print(platform.python_version())') from $python_from ($python)"
 
 # --- Node 22 and the suite, pinned, into the temp folder ------------------------------------------
 if ! command -v npm > /dev/null; then
@@ -72,39 +98,37 @@ free_port() {
     "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-wait_for() {  # wait_for URL PID LOG: until URL answers 200, the process dies, or 30 s pass
-    local url="$1" pid="$2" log="$3" deadline=$((SECONDS + 30))
-    until "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url" \
-        2>/dev/null; do
+wait_until() {  # wait_until WHAT PID LOG COMMAND...: until COMMAND succeeds; fail at once if PID exits, or after 30 s
+    local what="$1" pid="$2" log="$3" deadline=$((SECONDS + 30)) status=0
+    shift 3
+    until "$@" 2>/dev/null; do
         if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null || status=$?
             cat "$log" >&2
-            echo "conformance: the process serving $url exited at start" >&2
+            echo "conformance: $what exited while starting (exit status $status; its output is above)" >&2
             exit 1
         fi
         if ((SECONDS >= deadline)); then
             cat "$log" >&2
-            echo "conformance: $url did not answer within 30s" >&2
+            echo "conformance: $what did not become ready within 30s" >&2
             exit 1
         fi
         sleep 0.1
     done
 }
 
+answers_200() {  # answers_200 URL
+    "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$1"
+}
+
 # --- the sandbox -----------------------------------------------------------------------------------
 sandbox_port="$(free_port)"
 "$python" -m nexor_mcp sandbox --port "$sandbox_port" < /dev/null > "$work/sandbox.log" 2>&1 &
-pids+=("$!")
+sandbox_pid="$!"
+pids+=("$sandbox_pid")
 base_url="http://127.0.0.1:$sandbox_port/api/public"
 # The sandbox has no health route: its first stdout line says it is listening.
-deadline=$((SECONDS + 30))
-until grep -q "listening on" "$work/sandbox.log" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-        cat "$work/sandbox.log" >&2
-        echo "conformance: the sandbox did not start within 30s" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
+wait_until "the sandbox" "$sandbox_pid" "$work/sandbox.log" grep -q "listening on" "$work/sandbox.log"
 
 # The per-scenario progress is long: show the summary (in full once) and the baseline verdict, with
 # the colours stripped and "N passed, N failed" reworded, since CI reads such a line as a test
@@ -133,7 +157,7 @@ run_pass() {  # run_pass LABEL [extra http flags...]
         < /dev/null > "$work/server-$label.stdout" 2> "$log" &
     pid="$!"
     pids+=("$pid")
-    wait_for "http://127.0.0.1:$port/healthz" "$pid" "$log"
+    wait_until "nexor-mcp http ($label, http://127.0.0.1:$port)" "$pid" "$log" answers_200 "http://127.0.0.1:$port/healthz"
     echo
     echo "== conformance ($label): conformance server --url http://127.0.0.1:$port/mcp --expected-failures $baseline"
     timeout 120 conformance server --url "http://127.0.0.1:$port/mcp" --expected-failures "$baseline" \

@@ -1,7 +1,7 @@
-"""Run one real call of every tool against the embedded sandbox and render the README's examples.
+"""Run one real call of every tool against the embedded sandbox and render the documentation's examples.
 
     python scripts/readme_examples.py          # print the markdown
-    python scripts/readme_examples.py --write  # replace the examples section of README.md
+    python scripts/readme_examples.py --write  # replace the examples in docs/tools.md and docs/write-safety.md
 
 The server runs as an MCP host would start it (`python -m nexor_mcp --sandbox`, every group
 enabled) and is driven with raw JSON-RPC, so each example is what an agent really sends and reads.
@@ -137,9 +137,10 @@ def main(argv: list[str]) -> int:
     if "--write" not in argv:
         print(markdown, safety, sep="\n")
         return 0
-    readme = ROOT / "README.md"
-    text = replace_block(readme.read_text(encoding="utf-8"), BEGIN, END, markdown)
-    readme.write_text(replace_block(text, SAFETY_BEGIN, SAFETY_END, safety), encoding="utf-8")
+    tools_doc, safety_doc = ROOT / "docs" / "tools.md", ROOT / "docs" / "write-safety.md"
+    tools_doc.write_text(replace_block(tools_doc.read_text(encoding="utf-8"), BEGIN, END, markdown), encoding="utf-8")
+    safety_doc.write_text(replace_block(safety_doc.read_text(encoding="utf-8"), SAFETY_BEGIN, SAFETY_END, safety),
+                          encoding="utf-8")
     return 0
 
 
