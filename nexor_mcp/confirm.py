@@ -12,7 +12,9 @@ Three ways to ask, chosen per call from what the client can do:
   with the same arguments and the token. Each token works once.
 
 Anything but an explicit yes (decline, cancel, timeout, an error, a token for other arguments,
-expired, reused or forged) means nothing is sent.
+expired, reused or forged) means nothing is sent. Once the client is asked, whatever goes wrong
+with asking (an error answer, a timeout, an answer that cannot be read, a broken connection) is
+a no, never a token: the token way is only for clients that cannot be asked at all.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import secrets as random_bytes
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from mcp.server import ServerRequestContext
@@ -38,9 +40,12 @@ from mcp.types import (
     InputRequiredResult,
 )
 from mcp_types.version import is_version_at_least
+from pydantic import ValidationError
 
 from nexor_mcp.client import Json
-from nexor_mcp.config import Secret
+from nexor_mcp.config import SECRET_ENV, Secret
+from nexor_mcp.quoting import quote, visible
+from nexor_mcp.retry import waiting_for_person
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,8 @@ TOKEN_SECONDS = 300
 ELICIT_TIMEOUT_SECONDS = 300.0
 """How long a live elicitation waits for the person before it counts as no."""
 MRTR_VERSION = "2026-07-28"
+TOKEN_PURPOSE = "c1"
+"""The first part of a two-step confirmation token (`q1` seals a 2026-07-28 round trip)."""
 QUESTION_KEY = "confirm"
 FORM: dict[str, Any] = {
     "type": "object",
@@ -70,6 +77,9 @@ class Sealer:
     """
 
     def __init__(self, secret: Secret | None) -> None:
+        self.shared = secret is not None
+        """False with a random per-process key: a token from another process (or from before a
+        restart) can then never match, which the refusal says."""
         seed = secret.reveal().encode() if secret else random_bytes.token_bytes(32)
         self._key = hmac.new(seed, b"nexor-mcp confirmation v1", hashlib.sha256).digest()
         self._used: dict[str, float] = {}
@@ -85,14 +95,18 @@ class Sealer:
         """None when the token is good (it is then used up), else why it is refused, in words."""
         moment = now if now is not None else time.time()
         parts = token.split(".")
-        if len(parts) != 3 or parts[0] != purpose:
+        if len(parts) != 3 or parts[0] != purpose or not token.isascii():
             return "it is not a confirmation token from this server"
         claims_text, mac = parts[1], parts[2]
         expected = self._mac(purpose, claims_text, tool, arguments, account)
         if not hmac.compare_digest(mac.encode(), expected.encode()):
+            unshared = (
+                f"; if the server was restarted or runs as several processes, tokens only carry over "
+                f"when {SECRET_ENV} is set"
+            )
             return (
                 "it was not issued for these exact arguments (or not by this server, or for another "
-                "account); every argument must be repeated unchanged"
+                "account); every argument must be repeated unchanged" + ("" if self.shared else unshared)
             )
         claims = json.loads(base64.urlsafe_b64decode(claims_text + "=" * (-len(claims_text) % 4)))
         if moment >= claims["e"]:
@@ -138,10 +152,35 @@ Decision = Go | Stop | Pending
 
 
 def question_text(summary: str, changes: list[str]) -> str:
+    """The question a person is asked. Every invisible or control character in it is spelled out
+    (`[U+202E]`), whatever part it comes from: defence in depth behind the previews' own quoting."""
     lines = [summary]
     if changes:
         lines += ["", "Changes:", *(f"- {line}" for line in changes)]
-    return "\n".join(lines)
+    return visible("\n".join(lines), keep_newlines=True)
+
+
+Way = Literal["round_trip", "live", "token"]
+
+
+def way(ctx: ServerRequestContext[Any], *, elicit: bool = True) -> Way:
+    """How this call asks for a yes (see the module doc): the token way only when the client
+    cannot be asked (or `elicit=False`, NEXOR_CONFIRM_VIA=token)."""
+    if elicit and _can_elicit(ctx):
+        if _modern(ctx):
+            return "round_trip"
+        if ctx.session.can_send_request:
+            return "live"
+    return "token"
+
+
+def token_offer(sealer: Sealer, tool: str, arguments: Json, account: str, question: str) -> Json:
+    """What the token way hands the model: the token, how long it lasts and the question to show."""
+    return {
+        "confirmation": sealer.issue(TOKEN_PURPOSE, tool, arguments, account),
+        "expires_in_seconds": TOKEN_SECONDS,
+        "question": question,
+    }
 
 
 async def ask(
@@ -159,25 +198,18 @@ async def ask(
     """Get a person's yes for this call by the best way the client offers (see the module doc);
     `elicit=False` always takes the token way (NEXOR_CONFIRM_VIA=token)."""
     if token is not None:
-        refused = sealer.check(token, "c1", tool, arguments, account)
+        refused = sealer.check(token, TOKEN_PURPOSE, tool, arguments, account)
         if refused:
             return Stop(f"Not sent: the confirmation was refused because {refused}. Nothing was sent. "
                         "Call again without confirmation to get a fresh preview, show it to the user and ask.")
         return Go("token")
-    if elicit and _can_elicit(ctx):
-        if _modern(ctx):
-            return _round_trip(params, tool, arguments, account, question, sealer)
-        if ctx.session.can_send_request:
-            decision = await _live(ctx, question)
-            if decision is not None:
-                return decision
-    return Pending({
-        "sent": False,
-        "confirmation_required": True,
-        "confirmation": sealer.issue("c1", tool, arguments, account),
-        "expires_in_seconds": TOKEN_SECONDS,
-        "question": question,
-    })
+    how = way(ctx, elicit=elicit)
+    if how == "round_trip":
+        return _round_trip(params, tool, arguments, account, question, sealer)
+    if how == "live":
+        return await _live(ctx, question)
+    return Pending({"sent": False, "confirmation_required": True,
+                    **token_offer(sealer, tool, arguments, account, question)})
 
 
 def _can_elicit(ctx: ServerRequestContext[Any]) -> bool:
@@ -196,35 +228,56 @@ def _round_trip(
 ) -> Decision:
     """Protocol 2026-07-28: ask in an `input_required` result; decide when the call comes back."""
     bound = {**arguments, "(question)": question}  # a reworded question is asked again
+    if params.request_state is None and not params.input_responses:  # the first call: ask
+        request = ElicitRequest(params=ElicitRequestFormParams(message=question, requested_schema=FORM))
+        return Pending(InputRequiredResult(
+            input_requests={QUESTION_KEY: request}, request_state=sealer.issue("q1", tool, bound, account)
+        ))
+    # The call came back: from here on only a well-formed, sealed yes goes; anything else is a no.
+    if params.request_state is None:
+        return Stop("Not sent: the answer to the confirmation came back without its requestState, so it "
+                    "cannot be checked. Nothing was sent.")
+    refused = sealer.check(params.request_state, "q1", tool, bound, account)
+    if refused:
+        return Stop(f"Not sent: the confirmation could not be checked because {refused}. Nothing was sent.")
     answer = (params.input_responses or {}).get(QUESTION_KEY)
-    if params.request_state is not None and answer is not None:
-        refused = sealer.check(params.request_state, "q1", tool, bound, account)
-        if refused:
-            return Stop(f"Not sent: the confirmation could not be checked because {refused}. Nothing was sent.")
-        return _decide(answer if isinstance(answer, ElicitResult) else None)
-    request = ElicitRequest(params=ElicitRequestFormParams(message=question, requested_schema=FORM))
-    return Pending(InputRequiredResult(
-        input_requests={QUESTION_KEY: request}, request_state=sealer.issue("q1", tool, bound, account)
-    ))
+    return _decide(answer if isinstance(answer, ElicitResult) else None)
 
 
-async def _live(ctx: ServerRequestContext[Any], question: str) -> Decision | None:
-    """Earlier protocols: a live elicitation/create. None if the client could not take it (then
-    the token way is used)."""
+FAILED_ASKING = (
+    "Nothing was sent. If this client cannot show the user questions, the user can set "
+    "NEXOR_CONFIRM_VIA=token to confirm with a token instead."
+)
+
+
+async def _live(ctx: ServerRequestContext[Any], question: str) -> Decision:
+    """Earlier protocols: a live elicitation/create. The client declared it can be asked, so a
+    failure of asking is a no (never the token way: that would let the model confirm for the user)."""
     try:
-        with anyio.fail_after(ELICIT_TIMEOUT_SECONDS):
+        # waiting_for_person: the call's Nexor deadline restarts after the answer, and the call
+        # is stopped at once if input ends first (nobody can answer then; see nexor_mcp/retry.py).
+        with anyio.fail_after(ELICIT_TIMEOUT_SECONDS), waiting_for_person():
             answer = await ctx.session.elicit_form(question, FORM, related_request_id=ctx.request_id)
     except TimeoutError:
         return Stop(f"Not sent: nobody answered within {ELICIT_TIMEOUT_SECONDS:g} s. Nothing was sent.")
-    except (MCPError, RuntimeError) as exc:
-        logger.info("elicitation failed (%s); falling back to a confirmation token", type(exc).__name__)
-        return None
+    except MCPError as exc:  # the client answered with a JSON-RPC error (or could not be reached)
+        logger.info("elicitation answered with error %s: refused", exc.code)
+        return Stop(f"Not sent: asking the user to confirm failed (the client answered with error {exc.code}: "
+                    f"{quote(exc.message)}), which counts as no. {FAILED_ASKING}")
+    except ValidationError:
+        logger.info("elicitation answer could not be read: refused")
+        return _decide(None)
+    except Exception as exc:  # a broken connection or anything else: still a no (cancellation passes)
+        logger.warning("elicitation failed (%s): refused", type(exc).__name__)
+        return Stop(f"Not sent: asking the user to confirm failed ({type(exc).__name__}), which counts as no. "
+                    f"{FAILED_ASKING}")
     return _decide(answer)
 
 
 def _decide(answer: ElicitResult | None) -> Decision:
     if answer is None:
-        return Stop("Not sent: the confirmation answer could not be read. Nothing was sent.")
+        return Stop("Not sent: the client's answer to the confirmation could not be read, which counts as no. "
+                    "Nothing was sent.")
     if answer.action == "accept" and (answer.content or {}).get(QUESTION_KEY) is True:
         return Go("elicitation")
     if answer.action == "accept":

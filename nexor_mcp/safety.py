@@ -2,10 +2,12 @@
 
 The order is fixed and each step can only stop a write, never start one:
 1. arguments are validated (before this module: bad input sends nothing);
-2. the exact request is worked out by running the tool against a client that does not send writes;
-3. the lead is read once (GET), when a preview, the guard, a confirmation or the journal needs it;
+2. the lead is read once (GET), when a preview, the guard, a confirmation or the journal needs it,
+   and what the caller left to it is filled in from it (`ToolSpec.resolve`: a run's workflow_id);
+3. the exact request is worked out by running the tool against a client that does not send writes;
 4. `if_unchanged_since` refuses if the lead changed since the agent read it;
-5. `dry_run` returns the preview; nothing is sent;
+5. `dry_run` returns the preview; nothing is sent (for a confirmed tool, with what the real call's
+   confirmation needs: the token in the token way, so the next call can be the real one);
 6. tools in a confirmed group ask a person (nexor_mcp/confirm.py);
 7. the write is sent, journaled before and after when a journal is configured.
 """
@@ -24,8 +26,9 @@ from pydantic import MISSING
 
 from nexor_mcp.client import Json, NexorClient, OnRetry, Request, WouldSend
 from nexor_mcp.config import Settings
-from nexor_mcp.confirm import Go, Pending, Sealer, Stop, ask, question_text
+from nexor_mcp.confirm import Go, Pending, Sealer, Stop, ask, question_text, token_offer, way
 from nexor_mcp.masking import clean_text, redact
+from nexor_mcp.quoting import quote, visible
 from nexor_mcp.tools.preview import ABSENT, Facts, Preview, change_line, same
 from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, ToolSpec
 
@@ -101,17 +104,20 @@ class WriteSafety:
         masked in the question a person is asked, which leaves here without passing the result masking."""
         dry_run = getattr(arguments, "dry_run", False) is True
         since = getattr(arguments, "if_unchanged_since", MISSING)
-        confirmed = spec.group.value in self.settings.confirm and not dry_run
+        needs_confirmation = spec.group.value in self.settings.confirm
+        confirmed = needs_confirmation and not dry_run
         lead_id = getattr(arguments, "lead_id", None)
         undo_kept = self.journal is not None and spec.undoable
         if not (dry_run or since is not MISSING or confirmed or undo_kept):
             return await spec.handler(self._journaled(client, spec, lead_id, None), arguments, on_retry)
 
-        request = await would_send(spec, client, arguments)
         lead = None
         if isinstance(lead_id, str):
             lead = (await client.get_lead(lead_id, on_retry)).get("lead")
             lead = lead if isinstance(lead, dict) else None
+        if spec.resolve is not None:  # e.g. workflow_id from the lead's active run: previewed, bound and sent
+            arguments = spec.resolve(arguments, lead)
+        request = await would_send(spec, client, arguments)
         if spec.preview is not None:
             preview = await spec.preview(arguments, Facts(lead, request, client))
         else:  # a confirmed tool without its own preview still asks, with the request it would send
@@ -122,16 +128,24 @@ class WriteSafety:
             conflict = self._conflict(client.account, str(lead_id), since, lead, request)
             if conflict is not None:
                 return conflict
+        elicit = self.settings.confirm_via == "auto"
+        question = ""
+        if needs_confirmation:
+            question = redact(clean_text(question_text(preview.summary, preview.changes)), secrets)
         if dry_run:
-            return dry_run_reply(spec.name, request, preview)
+            confirmation: Json | None = None
+            if needs_confirmation:  # what the real call's confirmation needs, so it can come next
+                if way(ctx, elicit=elicit) == "token":
+                    bound = confirmation_binding(arguments)
+                    confirmation = token_offer(self.sealer, spec.name, bound, client.account, question)
+                else:
+                    confirmation = {}
+            return dry_run_reply(spec.name, request, preview, confirmation)
         if confirmed:
-            bound = confirmation_binding(arguments)
             token = getattr(arguments, "confirmation", MISSING)
             decision = await ask(
-                ctx, params, tool=spec.name, arguments=bound, account=client.account,
-                question=redact(clean_text(question_text(preview.summary, preview.changes)), secrets),
-                token=None if token is MISSING else token, sealer=self.sealer,
-                elicit=self.settings.confirm_via == "auto",
+                ctx, params, tool=spec.name, arguments=confirmation_binding(arguments), account=client.account,
+                question=question, token=None if token is MISSING else token, sealer=self.sealer, elicit=elicit,
             )
             if isinstance(decision, Stop):
                 return Reply({"sent": False, "message": decision.text}, decision.text, is_error=True)
@@ -171,11 +185,12 @@ class WriteSafety:
         if isinstance(body.get("metadata"), dict):
             metadata: Json = lead["metadata"] if isinstance(lead.get("metadata"), dict) else {}
             touched["metadata"] = {key: metadata.get(key) for key in body["metadata"]}
-        what = "; ".join(changed) if changed else "(the version you read is not known here; see current)"
+        what = "; ".join(map(visible, changed)) if changed else "(the version you read is not known here)"
+        now = "; ".join(_current_lines(lead, touched)) or "(none)"
         text = (
             f"Not written: the lead changed since {since} (its updated_at is now {current}). Changed since: "
-            f"{what}. Nothing was sent. Decide again from the current values, then call again with "
-            f"if_unchanged_since {json.dumps(current)}."
+            f"{what}. Current values of the fields this call sets: {now}. Nothing was sent. Decide again "
+            f"from the current values, then call again with if_unchanged_since {json.dumps(current)}."
         )
         structured = {
             "written": False, "conflict": True, "your_updated_at": since, "current_updated_at": current,
@@ -198,7 +213,27 @@ def confirmation_binding(arguments: Arguments) -> Json:
     return arguments.model_dump(mode="json", exclude_unset=True, exclude=set(CONTROL_ARGUMENTS))
 
 
-def dry_run_reply(tool: str, request: Request, preview: Preview) -> Reply:
+def _current_lines(lead: Json, touched: Json) -> list[str]:
+    """`name: value` for each field the write sets, as the lead holds it now (metadata by key, tags
+    by name), each value quoted and capped: the conflict's text must hold what to decide from."""
+    lines: list[str] = []
+    metadata: Json = lead["metadata"] if isinstance(lead.get("metadata"), dict) else {}
+    for name, value in touched.items():
+        if name == "metadata":
+            for key in value:
+                lines.append(f"metadata.{visible(key)}: {quote(metadata[key]) if key in metadata else '(absent)'}")
+        elif name not in lead:
+            lines.append(f"{name}: (not in Nexor's answer)")
+        elif isinstance(value, list) and all(isinstance(item, dict) and "name" in item for item in value):
+            lines.append(f"{name}: {quote([item['name'] for item in value])}")
+        else:
+            lines.append(f"{name}: {quote(value)}")
+    return lines
+
+
+def dry_run_reply(tool: str, request: Request, preview: Preview, confirmation: Json | None = None) -> Reply:
+    """The preview. `confirmation`, for a tool that needs one: {} when the real call will ask the
+    user, or the token way's offer (token, expiry, question) so that the next call can be the real one."""
     structured: Json = {
         "dry_run": True,
         "would_send": _request_view(request),
@@ -208,28 +243,52 @@ def dry_run_reply(tool: str, request: Request, preview: Preview) -> Reply:
         "changes": preview.changes,
         "no_op": preview.no_op,
     }
+    offers_token = bool(confirmation)
     if preview.no_op:
         headline = f"Dry run of {tool}: nothing was sent, and sending it would change nothing."
-    elif preview.changes:
-        headline = f"Dry run of {tool}: nothing was sent. Changes: " + "; ".join(preview.changes) + "."
+    elif offers_token:  # the question below holds the summary and the changes
+        headline = f"Dry run of {tool}: nothing was sent."
+    elif preview.changes:  # the summary's facts go on their own line
+        headline = f"Dry run of {tool}: nothing was sent. Changes: {'; '.join(preview.changes)}.\n{preview.summary}"
     else:
         headline = f"Dry run of {tool}: nothing was sent. {preview.summary}"
-    # The text stays short (the lead before and after are in structuredContent): the changes and the request.
-    request_text = json.dumps(structured["would_send"], ensure_ascii=False, separators=(",", ":"))
-    return Reply(structured, f"{headline}\nWould send: {request_text}")
+    # The text stays short (the lead before and after are in structuredContent): what it does, the
+    # changes, the request, and what the real call's confirmation needs.
+    lines = [headline, "Would send: " + json.dumps(structured["would_send"], ensure_ascii=False, separators=(",", ":"))]
+    if confirmation is not None:
+        structured["needs_confirmation"] = True
+        structured["confirmation_by"] = "token" if offers_token else "asking the user"
+        if offers_token:
+            structured.update(confirmation)
+            lines.append("The real call needs the user's confirmation. "
+                         + _confirm_by_token(tool, confirmation, " without dry_run,"))
+        else:
+            lines.append("The real call needs the user's confirmation: called without dry_run, it asks the "
+                         "user and sends only on a yes.")
+    return Reply(structured, "\n".join(lines))
 
 
 def _request_view(request: Request) -> Json:
     return {"method": request.method, "path": "/" + request.path, "body": request.body}
 
 
-def pending_text(tool: str, structured: Json) -> str:
+def _confirm_by_token(tool: str, offer: Json, how: str) -> str:
+    """What the model does with a token: show the question, and only on a yes call again with it."""
     return (
-        f"NOT DONE: {tool} needs the user's confirmation and nothing was sent. Show the user this and ask "
-        f"whether to go ahead:\n\n{structured['question']}\n\nOnly if the user approves, call {tool} again with "
-        f"exactly the same arguments plus \"confirmation\": \"{structured['confirmation']}\" (valid "
-        f"{structured['expires_in_seconds'] // 60} minutes, once). If not, do not call it again."
+        f"Show the user this and ask whether to go ahead:\n\n{offer['question']}"
+        f"\n\nOnly if the user approves, call {tool} again{how} with exactly the same arguments plus "
+        f"\"confirmation\": \"{offer['confirmation']}\" (valid {offer['expires_in_seconds'] // 60} minutes, "
+        "once). If not, do not call it again."
     )
+
+
+def pending_text(tool: str, structured: Json) -> str:
+    """The token way's answer, in words: nothing was done, the question, the token, the request."""
+    request = structured.get("would_send")
+    sends = f"\nIt would send: {json.dumps(request, ensure_ascii=False, separators=(',', ':'))}" if request else ""
+    return f"NOT DONE: {tool} needs the user's confirmation and nothing was sent. " + _confirm_by_token(
+        tool, structured, ""
+    ) + sends
 
 
 def lead_changes(old: Json, new: Json) -> list[str]:
