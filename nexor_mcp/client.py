@@ -7,6 +7,7 @@ turns a result or a `NexorError` into a tool result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -44,7 +45,7 @@ from nexor_mcp.errors import (
     writing,
 )
 from nexor_mcp.masking import clean_text
-from nexor_mcp.retry import RetryPolicy
+from nexor_mcp.retry import CallDeadline, RetryPolicy, current_deadline
 
 if TYPE_CHECKING:
     import httpx2
@@ -81,6 +82,9 @@ class Request:
     idempotent: bool
     body: Json | None = None
     query: Mapping[str, str] | None = None
+    any_json_under: str | None = None
+    """For an endpoint whose answer is undocumented: a 2xx whose JSON is not an object (a bare list,
+    a string) is read as `{any_json_under: that JSON}` instead of being refused."""
 
 
 class WouldSend(Exception):
@@ -132,7 +136,7 @@ class NexorClient:
         self._settings = settings
         self._api_key = settings.api_key
         self._pool = _Pool(settings, transport)
-        self._policy = RetryPolicy(settings.max_retries, settings.retry_budget_seconds)
+        self._policy = RetryPolicy(settings.max_retries)
         self._previewing = False
         self._audit: _Audit | None = None
 
@@ -152,6 +156,15 @@ class NexorClient:
         journaled."""
         other = copy.copy(self)
         other._audit = _Audit(journal, tool, lead_id, before, undoes)
+        return other
+
+    def about_lead(self, lead_id: str) -> NexorClient:
+        """A copy whose journal entries name `lead_id`: for the writes a call makes on a lead it has
+        just created (the call itself named none)."""
+        if self._audit is None:
+            return self
+        other = copy.copy(self)
+        other._audit = dataclasses.replace(self._audit, lead_id=lead_id)
         return other
 
     def with_key(self, api_key: Secret) -> NexorClient:
@@ -247,6 +260,12 @@ class NexorClient:
         status, body = await self.send(request, on_retry)
         return {"tags": _list_in(status, body, "data", "tags")}
 
+    async def get_lead_tags(self, lead_id: str, on_retry: OnRetry | None = None) -> Json:
+        """GET /leads/{id}/tags (`{"data": [{id, name, slug}]}`): for a lead whose answer has no `tags`."""
+        request = Request("GET", f"leads/{lead_id}/tags", lead_effect(lead_id, writes=False), True)
+        status, body = await self.send(request, on_retry)
+        return {"tags": _list_in(status, body, "data", "tags")}
+
     async def list_templates(
         self, template_status: str | None, category: str | None, on_retry: OnRetry | None = None
     ) -> Json:
@@ -257,9 +276,11 @@ class NexorClient:
         return {"templates": _list_in(status, body, "templates", "data")}
 
     async def list_workflows(self, on_retry: OnRetry | None = None) -> Json:
-        """GET /workflows: documented only by reference, so whatever comes back is passed through."""
+        """GET /workflows: documented only by reference, so whatever JSON comes back (an object, a
+        bare list, anything) is passed through under `workflows`."""
         effect = reading("Nexor found no workflows endpoint", CHECK_BASE_URL)
-        _, body = await self.send(Request("GET", "workflows", effect, True), on_retry)
+        request = Request("GET", "workflows", effect, True, any_json_under="workflows")
+        _, body = await self.send(request, on_retry)
         for key in ("workflows", "data"):
             if key in body:
                 return {"workflows": body[key]}
@@ -452,7 +473,12 @@ class NexorClient:
     # --- the exchange ----------------------------------------------------------------------------
 
     async def send(self, request: Request, on_retry: OnRetry | None = None) -> tuple[int, Json]:
-        """Send with the retry policy; raises the last attempt's `NexorError`, counting attempts."""
+        """Send with the retry policy; raises the last attempt's `NexorError`, counting attempts.
+
+        Within the deadline of the tool call it is part of (`CallDeadline`; outside a tool call, one
+        of its own): a request or retry that would start past the call's budget is not sent
+        (`DeadlinePassed`), and one that has started is never cut short by it.
+        """
         if self._api_key is None:
             raise MissingApiKey()
         content = None
@@ -462,8 +488,9 @@ class NexorClient:
             if len(content) > MAX_REQUEST_BYTES:
                 raise RequestTooLarge(len(content), MAX_REQUEST_BYTES)
             headers["Content-Type"] = "application/json"
+        deadline = current_deadline() or CallDeadline.for_settings(self._settings)
+        deadline.check_start(request.effect)
         method, path = request.method, request.path
-        started = time.monotonic()
         attempt = 1
         uncertain = False  # whether an attempt so far may have taken effect (for the audit journal)
         while True:
@@ -478,10 +505,10 @@ class NexorClient:
                 if not self._policy.should_retry(request.idempotent, error, attempt):
                     raise
                 delay = self._policy.delay(attempt, getattr(error, "retry_after", None))
-                if time.monotonic() - started + delay > self._policy.budget_seconds:
+                if not deadline.allows_wait(delay):
                     error.note = (
                         f"It was not retried again: waiting {delay:.1f} s would pass the "
-                        f"{self._policy.budget_seconds:g} s retry budget."
+                        f"{deadline.budget_seconds:g} s retry budget of this call."
                     )
                     raise
                 reason = _retry_reason(error)
@@ -537,13 +564,15 @@ class NexorClient:
         if decoded is _NOT_JSON:
             raise UnreadableAnswer(status, f"is not JSON ({describe_body(raw, secrets)})")
         if not isinstance(decoded, dict):
-            raise UnreadableAnswer(status, f"is a JSON {type(decoded).__name__}, not an object")
+            if request.any_json_under is None:
+                raise UnreadableAnswer(status, f"is a JSON {type(decoded).__name__}, not an object")
+            decoded = {request.any_json_under: decoded}
         if decoded.get("success") is False:
             said = api_error_text(decoded, secrets)
             raise InvalidResponse(
                 f"Nexor answered HTTP {status} but reported success: false"
                 + (f" ({said})" if said else "")
-                + ". Read the lead with get_lead to see its current state."
+                + f". {effect.refused}"
             )
         return status, decoded
 

@@ -31,6 +31,7 @@ from nexor_mcp.config import Settings
 from nexor_mcp.confirm import Pending
 from nexor_mcp.errors import NexorError
 from nexor_mcp.masking import clean_json, clean_text, may_need_masking, redact
+from nexor_mcp.retry import CallDeadline, InputEnd, current_deadline
 from nexor_mcp.safety import Reply, WriteSafety, pending_text
 from nexor_mcp.tools import TOOLS_BY_NAME, ToolSpec, select_tools
 from nexor_mcp.tools.arguments import InvalidArguments, shown_name
@@ -69,6 +70,12 @@ def reply_result(reply: Reply, secrets: tuple[str, ...]) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=text)], structured_content=structured, is_error=reply.is_error
     )
+
+
+UNANSWERABLE = (
+    "Not sent: the client closed its input (or the server is shutting down) while the user was being asked "
+    "to confirm, so no answer can arrive anymore. Nothing was sent; call again once the user can answer."
+)
 
 
 def error_result(text: str, secrets: tuple[str, ...] = ()) -> CallToolResult:
@@ -127,10 +134,17 @@ def fixed_scope(settings: Settings, client: NexorClient) -> CallScope:
 
 
 def build_server(
-    settings: Settings, client: NexorClient, scope_of: ScopeOf | None = None, safety: WriteSafety | None = None
+    settings: Settings,
+    client: NexorClient,
+    scope_of: ScopeOf | None = None,
+    safety: WriteSafety | None = None,
+    input_end: InputEnd | None = None,
 ) -> Server[Any]:
     """An MCP server over `client` with the tools `settings` enables; `scope_of`, when given,
-    decides per request (hosted mode); `safety` runs every write (nexor_mcp/safety.py)."""
+    decides per request (hosted mode); `safety` runs every write (nexor_mcp/safety.py);
+    `input_end`, when given, tells when the client can no longer answer (stdio EOF or SIGTERM).
+
+    Each call has one `CallDeadline` for all its Nexor requests (nexor_mcp/retry.py)."""
     fixed = fixed_scope(settings, client)
     resolve: ScopeOf = scope_of or (lambda ctx: fixed)
     guard = safety or WriteSafety.from_settings(settings)
@@ -142,12 +156,18 @@ def build_server(
         ctx: ServerRequestContext[Any], params: CallToolRequestParams
     ) -> CallToolResult | InputRequiredResult:
         with metrics.current.call(params.name if params.name in TOOLS_BY_NAME else "(unknown)") as outcome:
+            deadline = CallDeadline.for_settings(settings, input_end)
             try:
-                result, outcome["outcome"] = await run_call(ctx, resolve(ctx), params)
+                with deadline.running():
+                    result, outcome["outcome"] = await run_call(ctx, resolve(ctx), params)
+                    return result
             except anyio.get_cancelled_exc_class():
                 outcome["outcome"] = "cancelled"
                 raise
-            return result
+            # Only reached when the call was stopped: input ended while it waited for a person.
+            logger.info("%s not sent: input ended while it waited for the user's confirmation", params.name)
+            outcome["outcome"] = "not_confirmed"
+            return error_result(UNANSWERABLE)
 
     async def run_call(
         ctx: ServerRequestContext[Any], scope: CallScope, params: CallToolRequestParams
@@ -188,7 +208,9 @@ def build_server(
             structured = outcome
             result = success_result(structured, secrets)
         except anyio.get_cancelled_exc_class():
-            logger.info("%s cancelled by the client", params.name)
+            deadline = current_deadline()
+            if deadline is None or not deadline.unanswerable:
+                logger.info("%s cancelled by the client", params.name)
             raise
         except InvalidArguments as exc:
             logger.info("%s rejected: %s", params.name, exc.argument_names())
@@ -226,15 +248,20 @@ def build_server(
 async def serve_stdio(settings: Settings, client: NexorClient) -> None:
     """Serve MCP over stdin/stdout until the client closes stdin or sends SIGTERM.
 
-    Calls in flight at that moment still finish and are answered: a call can take its retry
-    budget plus one more request timeout, so that bounds the wait.
+    Calls in flight at that moment still finish and are answered. A call's Nexor requests are over
+    within its `CallDeadline` (retry budget plus one request timeout, however many requests it
+    makes), so the shutdown waits that long, plus a grace for the answer. A call waiting for a
+    person's confirmation does not hold it: nobody can answer anymore, so it is answered "not sent"
+    at once; one whose person has already said yes has a fresh deadline from that yes, and its
+    write is finished.
     """
     from nexor_mcp.stdio import serve_streams
 
-    server = build_server(settings, client)
-    drain_seconds = settings.retry_budget_seconds + settings.timeout_seconds + 1
+    input_end = InputEnd()
+    server = build_server(settings, client, input_end=input_end)
+    drain_seconds = CallDeadline.drain_seconds(settings)
     try:
-        async with serve_streams(drain_seconds) as (read_stream, write_stream):
+        async with serve_streams(drain_seconds, on_input_end=input_end.end) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
         await client.aclose()

@@ -17,7 +17,10 @@ in flight, and answers nothing to a line it cannot parse. Here:
 - A request sent before `initialize` is answered "the session is not initialized" instead of the
   SDK's bare -32602.
 - At stdin EOF, or SIGTERM, reading stops but the session stays open until every request read has
-  been answered (bounded), so an update already sent to Nexor is never abandoned by our shutdown.
+  been answered (bounded by the calls' deadline), so a write already sent to Nexor is never
+  abandoned by our shutdown; the server is told that input ended (`on_input_end`), since a call
+  waiting for the client's answer (a person's confirmation) can no longer get one. A second SIGTERM
+  stops waiting at once.
 - Like the SDK, fd 1 points at stderr and fd 0 at /dev/null while serving, so a stray print or a
   child process can never corrupt the protocol; both are restored on exit.
 """
@@ -40,6 +43,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from mcp_types import (
@@ -60,13 +64,14 @@ logger = logging.getLogger(__name__)
 MAX_LINE_BYTES_ENV = "NEXOR_MCP_MAX_LINE_BYTES"
 """Tests set it to show the oversize answer without sending 64 MiB."""
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
-SIGTERM_DRAIN_SECONDS = 3.0
-"""How long SIGTERM lets calls in flight finish: hosts send SIGKILL a few seconds later."""
 EXIT_FLUSH_SECONDS = 5.0
 """How long answers still queued at exit may wait for a host that stopped reading stdout."""
 NOT_INITIALIZED = "the session is not initialized: send initialize first"
 
 _READ_SIZE = 256 * 1024
+_SETTLE_TURNS = 20
+"""Event-loop turns given to the session, at end of input, to route the messages already read (an
+elicitation answer reaches the waiting call in 3 to 4 with mcp 2.3; each turn costs microseconds)."""
 _WRITE_CHUNK = getattr(select, "PIPE_BUF", 512)
 _SEPARATOR = re.compile(rb"[\r\n]")
 _OVERSIZE = None  # a framer event: a line went over the limit
@@ -341,11 +346,16 @@ class StdioTransport:
     are still unanswered, so that EOF can wait for them."""
 
     def __init__(
-        self, reader: _LoopReader | _ThreadReader, writer: _LoopWriter | _ThreadWriter, drain_seconds: float
+        self,
+        reader: _LoopReader | _ThreadReader,
+        writer: _LoopWriter | _ThreadWriter,
+        drain_seconds: float,
+        on_input_end: Callable[[], None] = lambda: None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._drain_seconds = drain_seconds
+        self._on_input_end = on_input_end
         self._framer = Framer(max_line_bytes())
         self._unanswered: Counter[str | int] = Counter()
         self._maybe_gated: set[str | int] = set()  # read before initialize, without a 2026 envelope
@@ -378,11 +388,17 @@ class StdioTransport:
             await self._drain()
 
     async def _drain(self) -> None:
-        """Keep the session open until every request read has its answer, within the bound."""
+        """Keep the session open until every request read has its answer, within the bound (the
+        same after EOF and SIGTERM: what matters is the calls' deadline, not how input ended)."""
         self._draining = True
+        # Let the session take in what was read last (a person's yes just before EOF must count)
+        # before the calls still waiting for an answer are told that none can come.
+        for _ in range(_SETTLE_TURNS):
+            await anyio.lowlevel.checkpoint()
+        self._on_input_end()
         if not self._unanswered:
             return
-        bound = SIGTERM_DRAIN_SECONDS if self._terminated else self._drain_seconds
+        bound = 0 if self._terminated > 1 else self._drain_seconds
         count = sum(self._unanswered.values())
         logger.info("input ended; waiting up to %g s for %d call(s) in flight", bound, count)
         with anyio.CancelScope(deadline=anyio.current_time() + bound) as scope:
@@ -395,13 +411,15 @@ class StdioTransport:
             )
 
     def terminate(self) -> None:
-        """SIGTERM: stop reading and drain with a short bound; a second SIGTERM ends the drain."""
+        """SIGTERM: stop reading and drain as at EOF; a second SIGTERM ends the drain at once."""
         self._terminated += 1
-        logger.info("SIGTERM received: finishing the calls in flight, then exiting")
+        if self._terminated == 1:
+            logger.info("SIGTERM received: finishing the calls in flight, then exiting (a second one exits at once)")
+        else:
+            logger.info("second SIGTERM received: not waiting for the calls in flight")
         self._read_scope.cancel()
-        if self._drain_scope is not None:
-            short = anyio.current_time() + (SIGTERM_DRAIN_SECONDS if self._terminated == 1 else 0)
-            self._drain_scope.deadline = min(self._drain_scope.deadline, short)
+        if self._terminated > 1 and self._drain_scope is not None:
+            self._drain_scope.cancel()
 
     def stop_reading(self) -> None:
         """The session ended on its own: nothing more will be read or awaited."""
@@ -540,11 +558,13 @@ def _has_modern_envelope(params: object) -> bool:
 
 
 @asynccontextmanager
-async def serve_streams(drain_seconds: float) -> AsyncIterator[tuple[Any, Any]]:
+async def serve_streams(
+    drain_seconds: float, on_input_end: Callable[[], None] = lambda: None
+) -> AsyncIterator[tuple[Any, Any]]:
     """The (read, write) message streams of this process's stdio.
 
-    At stdin EOF the read stream stays open until every request read has been answered, for at
-    most `drain_seconds`; SIGTERM does the same within `SIGTERM_DRAIN_SECONDS`.
+    At stdin EOF or SIGTERM, `on_input_end` is called and the read stream stays open until every
+    request read has been answered, for at most `drain_seconds`; a second SIGTERM ends that wait.
     """
     async with _claimed_stdio() as (wire_in, wire_out):
         in_loop = _loop_can_poll(wire_in, "add_reader", "remove_reader")
@@ -556,7 +576,7 @@ async def serve_streams(drain_seconds: float) -> AsyncIterator[tuple[Any, Any]]:
             reader.channel.describe() if isinstance(reader, _LoopReader) else "a worker thread",
             writer.channel.describe() if isinstance(writer, _LoopWriter) else "a worker thread",
         )
-        transport = StdioTransport(reader, writer, drain_seconds)
+        transport = StdioTransport(reader, writer, drain_seconds, on_input_end)
         to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         to_wire, wire_queue = anyio.create_memory_object_stream[Outbound](64)
         remove_handler = _on_sigterm(transport.terminate)

@@ -17,7 +17,7 @@ from nexor_mcp.errors import (
 )
 from nexor_mcp.retry import BASE_DELAY_SECONDS, MAX_DELAY_SECONDS, RetryPolicy
 
-POLICY = RetryPolicy(max_retries=2, budget_seconds=20)
+POLICY = RetryPolicy(max_retries=2)
 
 RETRYABLE: list[NexorError] = [
     ApiConnectionError("x"), RateLimited(429, "x"), ServerError(500, "x"), ServerError(502, "x"),
@@ -47,7 +47,7 @@ def test_other_failures_are_not_retried(error: NexorError) -> None:
 
 
 def test_zero_retries_means_one_attempt() -> None:
-    assert not RetryPolicy(max_retries=0, budget_seconds=20).should_retry(True, ServerError(503, "x"), 1)
+    assert not RetryPolicy(max_retries=0).should_retry(True, ServerError(503, "x"), 1)
 
 
 def test_retry_after_wins_over_backoff() -> None:
