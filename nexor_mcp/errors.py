@@ -28,13 +28,16 @@ class Effect:
 
     `writes`: whether it may change something in Nexor. `unknown`: what to say when it may or may
     not have taken effect (a timeout, a dropped connection, a 5xx after sending). `not_found` and
-    `not_found_next`: what a 404 means here, and what to check.
+    `not_found_next`: what a 404 means here, and what to check. `refused`: what to say when Nexor
+    refused without naming a value (a 409, `success: false`). Each is worded for this call only:
+    a call that is not about a lead never mentions one.
     """
 
     writes: bool
     unknown: str
     not_found: str
     not_found_next: str
+    refused: str = "Nothing was changed; try again later."
 
 
 def reading(what: str, check: str) -> Effect:
@@ -52,7 +55,8 @@ def writing(what: str, check: str, *, action: str, idempotent: bool, verify: str
             f"The {action} may or may not have happened. Do not repeat it blindly: first {verify}, "
             "and repeat it only if it did not happen."
         )
-    return Effect(True, unknown, what, f"{check}; nothing was changed.")
+    refused = f"Nothing was changed; {verify}, then decide whether to call again."
+    return Effect(True, unknown, what, f"{check}; nothing was changed.", refused)
 
 
 def lead_effect(lead_id: str, *, writes: bool) -> Effect:
@@ -61,11 +65,11 @@ def lead_effect(lead_id: str, *, writes: bool) -> Effect:
     check = "Check the lead_id (it must be the lead's UUID from Nexor)"
     if not writes:
         return reading(what, check)
-    return writing(what, check, action="update", idempotent=True, verify="read the lead with get_lead to check")
+    return writing(what, check, action="update", idempotent=True, verify="read the lead with get_lead")
 
 
 class NexorError(Exception):
-    """Base class: a call to Nexor did not produce a lead."""
+    """Base class: a call to Nexor did not give the answer it asked for."""
 
     retryable: ClassVar[bool] = False
 
@@ -202,14 +206,14 @@ class ApiConnectionError(NexorError):
 
 
 class InvalidResponse(NexorError):
-    """A 2xx whose body is not the lead we asked for."""
+    """A 2xx whose body is not the answer asked for (`success: false`, or unreadable)."""
 
     def may_have_taken_effect(self) -> bool:
         return False  # Nexor answered success: false
 
 
 class UnreadableAnswer(InvalidResponse):
-    """A 2xx whose body could not be read as a lead; `what` says why ("is empty", ...).
+    """A 2xx whose body could not be read as the answer asked for; `what` says why ("is empty", ...).
 
     For a read that is an error. For a write it is not: Nexor accepted the change, so the client
     turns it into an `accepted` outcome instead (see `NexorClient.update_lead`).
@@ -217,7 +221,7 @@ class UnreadableAnswer(InvalidResponse):
 
     def __init__(self, status: int, what: str) -> None:
         super().__init__(
-            f"Nexor answered HTTP {status} but its answer {what}; the lead could not be read. "
+            f"Nexor answered HTTP {status} but its answer {what}, so it could not be read. "
             "This is a problem on Nexor's side; try again later."
         )
         self.status = status
@@ -298,11 +302,7 @@ def status_error(
     if status == 404:
         return LeadNotFound(status, f"{effect.not_found} (HTTP 404).{said_part} {effect.not_found_next}")
     if status == 409:
-        return Conflict(
-            status,
-            f"Nexor reported a conflict (HTTP 409).{said_part} The lead may have been changed meanwhile: "
-            "read it with get_lead, then decide whether to update again.",
-        )
+        return Conflict(status, f"Nexor reported a conflict (HTTP 409).{said_part} {effect.refused}")
     if status == 429:
         if retry_after is None:
             when = "Wait a few seconds before retrying."

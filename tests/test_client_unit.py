@@ -322,7 +322,7 @@ STATUS_CASES: list[tuple[int, Any, type[ApiStatusError], list[str]]] = [
     ),
     (403, {"error": "Forbidden"}, PermissionDenied, ["HTTP 403", "Forbidden", "retrying will not help"]),
     (404, {"error": "Not found", "message": "Lead not found"}, LeadNotFound, ["HTTP 404", LEAD, "Lead not found"]),
-    (409, {"error": "Conflict"}, Conflict, ["HTTP 409", "conflict", "get_lead"]),
+    (409, {"error": "Conflict"}, Conflict, ["HTTP 409", "conflict", "Nothing was changed"]),
     (429, {}, RateLimited, ["HTTP 429", "Wait a few seconds"]),
     (500, {"error": "Internal"}, ServerError, ["HTTP 500", "Internal"]),
     (502, None, ServerError, ["HTTP 502"]),
@@ -456,7 +456,7 @@ async def test_an_unreadable_2xx_on_a_read_is_an_error(content: bytes, facts: li
     exc = await failure("GET", Recorder(200, content=content))
     assert isinstance(exc, InvalidResponse)
     assert str(exc).startswith("Nexor answered HTTP 200 but its answer ")
-    assert "the lead could not be read" in str(exc)
+    assert ", so it could not be read" in str(exc)
     for fact in facts:
         assert fact in str(exc)
     assert exc.retryable is False

@@ -131,8 +131,9 @@ async def test_a_dry_run_of_set_lead_tags_names_what_is_added_and_removed(
         wanted = [had[0], "Referral"]
         dry = structured(await call(client, "set_lead_tags", {"lead_id": ANA, "tags": wanted, "dry_run": True}))
         assert writes(api) == []
-        assert dry["after"] == {"tags": wanted, "added": ["Referral"], "removed": had[1:]}
-        assert dry["changes"] == ["tags: + Referral", *(f"tags: - {name}" for name in had[1:])]
+        assert dry["after"] == {"tags": wanted, "added": ["Referral"], "removed": had[1:], "kept": had[:1]}
+        assert dry["changes"] == ['tags: + "Referral"', *(f'tags: - "{name}"' for name in had[1:]),
+                                  f'tags kept: "{had[0]}"']
         real = structured(await call(client, "set_lead_tags", {"lead_id": ANA, "tags": wanted}))
     assert [tag["name"] for tag in real["tags"]] == dry["after"]["tags"]
 
@@ -346,7 +347,7 @@ async def test_a_dry_run_never_asks(sandbox_server: SandboxServer, api: SandboxA
 async def test_the_run_the_question_names_is_the_one_changed(sandbox_server: SandboxServer, api: SandboxApi) -> None:
     async with connect(sandbox_server.base_url, "legacy", YES) as (client, asked):
         await call(client, "set_lead_status", {"lead_id": ANA, "status_key": "qualified", "workflow_id": SDR_INBOUND})
-    assert "'qualified'" in asked[0].message
+    assert '"qualified"' in asked[0].message
     assert [(m, p) for m, p, _ in writes(api)] == [("POST", f"/leads/{ANA}/status")]
     assert ANA_RUN  # the seeded run the status lives in
 

@@ -98,8 +98,9 @@ def test_an_update_that_sets_what_is_there_is_a_no_op_and_campaigns_are_followed
 def test_a_tag_preview_matches_names_as_nexor_does() -> None:
     lead = {**LEAD, "tags": [{"id": "t1", "name": "VIP"}, {"id": "t2", "name": "Cold lead"}]}
     preview = tag_set(lead, ["vip", "Hot"])
-    assert preview.after == {"tags": ["vip", "Hot"], "added": ["Hot"], "removed": ["Cold lead"]}
-    assert preview.changes == ["tags: + Hot", "tags: - Cold lead"] and preview.undo == {"tags": ["VIP", "Cold lead"]}
+    assert preview.after == {"tags": ["vip", "Hot"], "added": ["Hot"], "removed": ["Cold lead"], "kept": ["VIP"]}
+    assert preview.changes == ['tags: + "Hot"', 'tags: - "Cold lead"', 'tags kept: "VIP"']
+    assert preview.undo == {"tags": ["VIP", "Cold lead"]}
     assert tag_set(lead, ["VIP", "cold-lead"]).no_op
     unknown = tag_set(LEAD, ["VIP"])  # Nexor's lead came without a tag list
     assert unknown.undo is None and unknown.before is None and not unknown.no_op

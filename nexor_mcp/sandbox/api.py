@@ -113,6 +113,21 @@ class SandboxApi:
         with self._lock:
             self._faults.extend([fault] * times)
 
+    def _next_fault(self, path: str) -> Fault | None:
+        """The first pending fault for this request (one for any path, or for exactly this one)."""
+        relative = path.removeprefix(PREFIX + "/")
+        for index, fault in enumerate(self._faults):
+            if fault.path is None or fault.path == relative:
+                del self._faults[index]
+                return fault
+        return None
+
+    def use_legacy_shape(self, *lead_ids: str) -> None:
+        """GET /leads/{id} answers for these leads in the legacy page's shape: a flat lead, with no
+        `tags`, `variables` or `updated_at`, and `activeWorkflowRun` in camelCase (nexor-api.md §2.2)."""
+        with self._lock:
+            self.state.legacy_leads.update(lead_ids)
+
     def connections(self) -> int:
         """How many distinct client connections (client ports) requests came on since the reset."""
         return self.requests.connections()
@@ -152,7 +167,7 @@ class SandboxApi:
         query = scope.get("query_string", b"").decode("latin-1")
         self.requests.append(RecordedRequest.capture(method, path, headers, body, client[1], query))
         with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+            fault = self._next_fault(path)
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault is not None:

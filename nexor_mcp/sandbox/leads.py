@@ -37,6 +37,8 @@ def find_lead(state: State, lead_id: str) -> Json:
 
 def get_lead(state: State, call: Call) -> Reply:
     lead = find_lead(state, call.lead_id)
+    if lead["id"] in state.legacy_leads:
+        return 200, legacy_view(state, lead)
     variables = copy_of(state.variables.get(lead["id"], {}))
     return 200, {"success": True, "lead": full_view(state, lead), "variables": variables}
 
@@ -65,8 +67,9 @@ def create_leads(state: State, call: Call) -> Reply:
         if not isinstance(item, dict) or not isinstance(item.get("first_name"), str):
             raise validation("first_name is required")
         workflow = _workflow_to_enroll(state, item)
-        core = {k: v for k, v in item.items() if k in WRITABLE and k != "metadata"}
-        extra = {k: v for k, v in item.items() if k not in WRITABLE and k not in CREATE_ONLY}
+        # Nexor's documented core columns; any other top-level key (company, title, source...) is filed under metadata.
+        core = {k: v for k, v in item.items() if k in ("first_name", "last_name", "email", "phone", "campaign_id")}
+        extra = {k: v for k, v in item.items() if k not in (*core, *CREATE_ONLY, "metadata")}
         metadata = {**extra, **(item.get("metadata") or {})}
         lead = blank_lead(**core, metadata=metadata)
         state.leads[lead["id"]] = lead
@@ -179,3 +182,24 @@ def run_view(state: State, run: Json) -> Json:
         "workflow": {"id": workflow["id"], "name": workflow["name"], "goal_type": workflow["goal_type"]},
         "current_status": {key: status[key] for key in ("id", "key", "label", "category")},
     }
+
+
+def legacy_view(state: State, lead: Json) -> Json:
+    """The legacy page's flat lead: no wrapper, no tags, variables or updated_at; the run in
+    camelCase with fewer fields, its workflow and status at the top (the status with a color)."""
+    view = {name: lead[name] for name in CORE}
+    campaign_id = lead["campaign_id"]
+    run = state.active_run(lead["id"])
+    workflow = state.workflows[run["workflow_id"]] if run else None
+    status = state.status_of(run) if run else None
+    view.update(
+        metadata=copy_of(lead["metadata"]),
+        campaign={"id": campaign_id, "name": CAMPAIGNS.get(campaign_id, "")} if campaign_id else None,
+        activeWorkflowRun={key: run[key] for key in ("id", "workflow_id", "is_active", "run_status")} if run else None,
+        workflow={key: workflow[key] for key in ("id", "name", "goal_type")} if workflow else None,
+        currentStatus={**{key: status[key] for key in ("id", "key", "label", "category")}, "color": "#3b82f6"}
+        if status else None,
+        assigned_user=None,
+        created_at=lead["created_at"],
+    )
+    return view

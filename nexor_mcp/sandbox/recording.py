@@ -128,6 +128,8 @@ class Fault:
     """A scripted answer for the next request: a status and body, a delay, or a broken connection.
 
     `drop=True` sends the headers and part of the body, then closes the connection mid-response.
+    `path`: only for a request to this path (after /api/public/, e.g. "templates"); None: the next
+    request, whatever it is.
     """
 
     status: int = 500
@@ -136,3 +138,4 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    path: str | None = None

@@ -248,6 +248,8 @@ class State:
     variables: dict[str, Json]
     external_meetings: dict[tuple[str, str], str] = field(default_factory=dict)
     """(external_calendar_provider, external_event_id) → meeting id, for idempotent POST /meetings."""
+    legacy_leads: set[str] = field(default_factory=set)
+    """Leads GET /leads/{id} shows in the legacy shape (`SandboxApi.use_legacy_shape`)."""
 
     def active_run(self, lead_id: str, workflow_id: str | None = None) -> Json | None:
         """The lead's active run (of `workflow_id`, if given), terminal status or not."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 import uuid
 
+from nexor_mcp.rules import tag_slug
 from nexor_mcp.sandbox.common import Call, Invalid, Json, Reply, is_uuid, json_object, now, query_params, validation
 from nexor_mcp.sandbox.leads import find_lead, tag_views
 from nexor_mcp.sandbox.seed import State, copy_of
@@ -86,14 +84,9 @@ def _lead_by_id_or_email(state: State, body: Json) -> Json:
     return max(matches, key=lambda lead: str(lead["updated_at"]))
 
 
-def slugify(name: str) -> str:
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
-    return slug or "tag-" + hashlib.sha256(name.encode()).hexdigest()[:8]
-
-
 def _tag_by_slug(state: State, name: str) -> Json:
-    slug = slugify(name)
+    """Found or created by slug, with the project's one slug rule (what previews and undo use)."""
+    slug = tag_slug(name)
     for tag in state.tags.values():
         if tag["slug"] == slug:
             return tag

@@ -7,12 +7,14 @@ no trimming, no reformatting; only UUIDs are lowercased, because Nexor returns t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import MISSING, BeforeValidator, Field, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -198,6 +200,33 @@ def _timestamp(value: Any, info: ValidationInfo) -> str:
 Timestamp = Annotated[str, PlainValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
+def known_zone(name: str) -> bool:
+    """Whether `name` is a time zone in this machine's IANA database."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+@functools.cache
+def _zone_database() -> bool:
+    # Windows has none unless the tzdata package is installed: then no name can be checked here.
+    return known_zone("America/Santiago")
+
+
+def _time_zone(value: Any, info: ValidationInfo) -> str:
+    """An IANA time zone name, sent as written: Nexor reads a time without an offset in it, so a
+    wrong name would put the meeting at the wrong instant (or be refused)."""
+    name = _required_text(value, info)
+    if _zone_database() and not known_zone(name):
+        raise problem(f'expected an IANA time zone name like "America/Santiago", got {preview(value)}')
+    return name
+
+
+TimeZone = Annotated[str, PlainValidator(_time_zone), WithJsonSchema(_STRING)]
+
+
 # --- metadata --------------------------------------------------------------------------------------
 
 
@@ -261,7 +290,10 @@ def dry_run() -> Any:
 def if_unchanged_since() -> Any:
     return Field(
         MISSING,
-        description="The lead's updated_at as you read it; if it changed since, nothing is written (best effort).",
+        description=(
+            "The lead's updated_at as you read it; if it changed since, nothing is written (best effort). "
+            "A status change or takeover does not move it."
+        ),
     )
 
 

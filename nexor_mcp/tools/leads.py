@@ -8,6 +8,7 @@ from typing import Annotated, Any, Self
 from pydantic import MISSING, Field, PlainValidator, ValidationInfo, WithJsonSchema, model_validator
 
 from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.errors import NexorError
 from nexor_mcp.tools.arguments import UnknownArgumentHints, preview, shown_name
 from nexor_mcp.tools.fields import (
     MAX_BODY_BYTES,
@@ -29,9 +30,10 @@ from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, Group, ToolSpec
 
 LEAD_ID = "The lead's UUID."
 METADATA = (
-    "Custom fields, merged: keys sent are set, others kept. Flat values: string, number, boolean or null. "
-    'Example: {"budget": 5000}.'
+    "Custom fields, merged: keys sent are set, others kept; null stores null (no key removal). "
+    'Flat: string, number, boolean, null. Example: {"budget": 5000}.'
 )
+CAMPAIGN = "Campaign UUID: a label on the lead; unlike a workflow, it contacts nobody."
 
 # The lenient shape of a lead in results: SDK clients validate structuredContent against output
 # schemas, and one odd body from Nexor (nulls anywhere, unknown fields) must never make a lead
@@ -81,7 +83,7 @@ GET_LEAD = ToolSpec(
     title="Get lead",
     description=(
         "Read one lead: contact fields, metadata, campaign, tags, updated_at, the active workflow run "
-        "and its status, and AI-extracted variables."
+        "and its status, and AI-extracted variables when Nexor returns them."
     ),
     group=Group.READ,
     arguments=GetLeadArguments,
@@ -137,9 +139,7 @@ class UpdateLeadArguments(Arguments):
     company: NullableText | MISSING = Field(MISSING, description='null clears it. Example: "Acme SpA".')
     title: NullableText | MISSING = Field(MISSING, description='Job title. null clears it. Example: "CTO".')
     source: Text | MISSING = Field(MISSING, description='Where the lead came from. Cannot be null. Example: "website".')
-    campaign_id: NullableUuid | MISSING = Field(
-        MISSING, description="Campaign UUID; null removes the lead from its campaign."
-    )
+    campaign_id: NullableUuid | MISSING = Field(MISSING, description=CAMPAIGN + " null removes it.")
     metadata: Metadata | MISSING = Field(MISSING, description=METADATA)
     clear: Clear | MISSING = Field(
         MISSING,
@@ -214,17 +214,24 @@ Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "title": "CTO", "me
 )
 
 
-# --- create_lead -----------------------------------------------------------------------------------
+# --- create_lead ---------------------------------------------------------------------------------
+
+SET_AFTER_CREATE = ("company", "title", "source")
+"""Lead fields POST /leads does not take as fields (it files unknown top-level keys under metadata):
+they are set by one PATCH right after the create."""
 
 
 class CreateLeadArguments(Arguments):
     first_name: Text = Field(description='Example: "Ana".')
-    last_name: Text | MISSING = MISSING
-    email: Email | MISSING = MISSING
+    last_name: Text | MISSING = Field(MISSING, description='Example: "Rojas".')
+    email: Email | MISSING = Field(MISSING, description='Example: "ana@example.com".')
     phone: Text | MISSING = Field(MISSING, description='Ideally E.164. Example: "+56987654321".')
-    campaign_id: Uuid | MISSING = Field(MISSING, description="The campaign's UUID.")
+    company: Text | MISSING = Field(MISSING, description='Example: "Acme SpA".')
+    title: Text | MISSING = Field(MISSING, description='Job title. Example: "CTO".')
+    source: Text | MISSING = Field(MISSING, description='Where it came from; default "api".')
+    campaign_id: Uuid | MISSING = Field(MISSING, description=CAMPAIGN)
     metadata: Metadata | MISSING = Field(
-        MISSING, description='Custom fields, flat. Company and title go here. Example: {"company": "Acme SpA"}.'
+        MISSING, description='Custom fields, flat. Example: {"budget": 5000}.'
     )
 
     @model_validator(mode="after")
@@ -236,15 +243,47 @@ class CreateLeadArguments(Arguments):
 
 
 async def create_lead(client: NexorClient, arguments: CreateLeadArguments, on_retry: OnRetry | None) -> Json:
-    return await client.create_lead(arguments.model_dump(exclude_unset=True), on_retry)
+    """POST /leads (never retried), then, if company, title or source were given, one PATCH with
+    exactly them. A failed second step never undoes or repeats the first: it says the lead exists."""
+    created = await client.create_lead(arguments.payload(exclude=SET_AFTER_CREATE), on_retry)
+    later: Json = {name: getattr(arguments, name) for name in SET_AFTER_CREATE if name in arguments.model_fields_set}
+    if not later:
+        return created
+    lead = created.get("lead")
+    lead_id = lead.get("id") if isinstance(lead, dict) else None
+    missing = ", ".join(f"{name} {json.dumps(value, ensure_ascii=False)}" for name, value in later.items())
+    if not isinstance(lead_id, str):
+        message = (
+            f"{created.get('message', 'Nexor created the lead, but its answer has no lead id.')} "
+            f"The lead EXISTS, but {missing} could not be set, since that needs its id: do not create it "
+            "again; once the user has found its id in Nexor, set them with update_lead."
+        )
+        return {**created, "accepted": True, "incomplete": later, "message": message}
+    try:
+        updated = await client.about_lead(lead_id).update_lead(lead_id, later, on_retry)
+    except NexorError as error:
+        retry = json.dumps({"lead_id": lead_id, **later}, ensure_ascii=False)
+        message = (
+            f"The lead was created and EXISTS in Nexor (id {lead_id}): do not call create_lead again. "
+            f"But setting {missing} on it failed: {error} To set them, call update_lead with {retry}."
+        )
+        return {**created, "accepted": True, "incomplete": later, "message": message}
+    if updated.get("lead") is None:  # Nexor accepted the PATCH but its answer could not be read
+        message = (
+            f"The lead was created (id {lead_id}) and Nexor accepted {missing} for it, but its answer "
+            "could not be read: call get_lead to see the lead. Do not create it again."
+        )
+        return {**created, "accepted": True, "message": message}
+    return {**created, "lead": updated["lead"]}
 
 
 CREATE_LEAD = ToolSpec(
     name="create_lead",
     title="Create lead",
     description=(
-        "Create one lead that came in elsewhere, in no workflow. Nexor does not deduplicate: make sure "
-        "it does not exist yet. Never retried automatically."
+        "Create one lead that came in elsewhere, in no workflow. Nexor has no lead search and no dedup: "
+        "each call makes a new lead; never retried. company/title/source are set by a second request; "
+        "if it fails, the message says the lead exists."
     ),
     group=Group.WRITE,
     arguments=CreateLeadArguments,
@@ -253,6 +292,7 @@ CREATE_LEAD = ToolSpec(
         "properties": {
             "lead": {"anyOf": [{"type": "object"}, {"type": "null"}]},
             **ACCEPTED_OUTPUT,
+            "incomplete": {"type": "object"},
         },
         "required": ["lead"],
     },
@@ -262,9 +302,6 @@ CREATE_LEAD = ToolSpec(
     hints=UnknownArgumentHints(
         aliases=LEAD_ALIASES,
         not_here={
-            "company": "Nexor's create endpoint has no company field: put it in metadata",
-            "title": "Nexor's create endpoint has no title field: put it in metadata",
-            "source": "Nexor sets source to \"api\" for created leads; put your own in metadata",
             "workflow_id": "create_lead never enrolls; use assign_workflow after creating",
             "tags": "tag the lead after creating it, with add_lead_tags or set_lead_tags",
         },

@@ -3,19 +3,26 @@
 A write tool declares a `Previewer`: given the lead as it is now (read with one GET) and the exact
 request the real call would send, it says what the lead looks like before and after under Nexor's
 documented semantics, one line per change, and in plain words what will happen, for a person.
+
+Everything from Nexor (a lead's name, a tag, a workflow, a template) is shown through
+`nexor_mcp.quoting`: one line, quoted, capped, invisible characters spelled out, so that it can
+never pass for this module's own wording; a text that is sent is shown whole (`block`, or `whole`).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nexor_mcp.client import Json, NexorClient, Request
 from nexor_mcp.errors import NexorError
+from nexor_mcp.quoting import QUOTED_MAX, one_line, quote
+from nexor_mcp.rules import tag_slug
+from nexor_mcp.tools.fields import _UUID
 
 
 class _Absent:
@@ -26,7 +33,7 @@ class _Absent:
 
 
 ABSENT: Any = _Absent()
-MAX_SHOWN = 80
+MAX_SHOWN = QUOTED_MAX
 """Characters of one value shown in a change line; the rest is elided."""
 
 
@@ -61,11 +68,16 @@ Previewer = Callable[[Any, Facts], Awaitable[Preview]]
 
 
 def shown(value: Any) -> str:
-    """A value as it appears in a change line: JSON, elided past `MAX_SHOWN` characters."""
+    """A value as it appears in a change line: quoted JSON, one line, capped at `MAX_SHOWN`."""
     if value is ABSENT:
         return "(absent)"
-    text: str = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+    return quote(value, MAX_SHOWN)
+
+
+def whole(value: Any) -> str:
+    """A value that is sent (a reason, a template parameter): quoted and one line like any other,
+    but never cut, since the person approves all of it."""
+    return quote(value, sys.maxsize)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -74,15 +86,17 @@ def same(a: Any, b: Any) -> bool:
 
 
 def change_line(name: str, old: Any, new: Any) -> str:
-    line = f"{name}: {shown(old)} → {shown(new)}"
+    line = f"{one_line(name, MAX_SHOWN)}: {shown(old)} → {shown(new)}"
     return line + " (cleared)" if new is None and old is not None else line
 
 
 def lead_name(lead: Json | None, fallback: str) -> str:
+    """Who the write is about, for a sentence: the lead's name quoted (it is Nexor's data, and may
+    hold anything), or `fallback` (the tool's own words, or the validated lead id)."""
     if not lead:
         return fallback
     name = " ".join(str(lead[key]) for key in ("first_name", "last_name") if isinstance(lead.get(key), str))
-    return name or fallback
+    return quote(name) if name else fallback
 
 
 def active_run(lead: Json | None) -> Json | None:
@@ -93,17 +107,46 @@ def active_run(lead: Json | None) -> Json | None:
     return run if isinstance(run, dict) else None
 
 
+def run_workflow_id(lead: Json | None) -> str | None:
+    """The workflow of the active run Nexor's answer names (either casing), lowercased; None when
+    it names none: no run (the legacy shape may have none), a run marked inactive, or no valid id.
+    Never a guess from anything else in the answer."""
+    run = active_run(lead)
+    if run is None or run.get("is_active", run.get("isActive")) is False:
+        return None
+    workflow = run.get("workflow")
+    nested = workflow.get("id") if isinstance(workflow, dict) else None
+    for candidate in (run.get("workflow_id"), run.get("workflowId"), nested):
+        if isinstance(candidate, str) and _UUID.fullmatch(candidate):
+            return candidate.lower()
+    return None
+
+
 def tag_names(lead: Json | None) -> list[str] | None:
     """The names of the lead's tags, or None when the lead came without a tag list."""
     tags = lead.get("tags") if lead else None
-    if not isinstance(tags, list):
-        return None
+    return names_of(tags) if isinstance(tags, list) else None
+
+
+def names_of(tags: list[Any]) -> list[str]:
     return [str(tag.get("name")) if isinstance(tag, dict) else str(tag) for tag in tags]
 
 
-def tag_key(name: str) -> str:
-    """Nexor matches tag names by slug, so "VIP" and "vip" are one tag."""
-    return re.sub(r"[^0-9a-z]+", "-", name.strip().lower()).strip("-") or name.strip().lower()
+def quoted_list(names: list[str]) -> str:
+    return ", ".join(quote(name) for name in names) or "none"
+
+
+async def lead_tags(facts: Facts, lead_id: str) -> list[Any] | str:
+    """The lead's tags as Nexor lists them: from its answer, else (the legacy shape has no `tags`)
+    from GET /leads/{id}/tags; or, when neither says, why (best effort: never raises)."""
+    tags = facts.lead.get("tags") if facts.lead else None
+    if isinstance(tags, list):
+        return tags
+    try:
+        listed: list[Any] = (await facts.client.get_lead_tags(lead_id))["tags"]
+    except NexorError as error:
+        return f"Nexor's lead has no tag list, and its tags could not be read: {quote(str(error))}"
+    return listed
 
 
 def lead_update(lead: Json, body: Json) -> Preview:
@@ -155,40 +198,59 @@ def _current_field(lead: Json, name: str) -> Any:
     return None
 
 
-def tag_set(lead: Json, names: list[str]) -> Preview:
-    """PUT /leads/tags: the lead's tags become exactly `names`."""
-    before = tag_names(lead)
+def tag_set(lead: Json, names: list[str], before: list[str] | None = None, unknown: str = "") -> Preview:
+    """PUT /leads/tags: the lead's tags become exactly `names`, matched by Nexor's slug rule.
+    `before`: the lead's tag names when its answer has none (read from its tag list); `unknown`:
+    why they are not known, when neither has them."""
+    before = tag_names(lead) if before is None else before
     who = lead_name(lead, "the lead")
-    summary = f"Set the tags of {who} to {', '.join(names) or '(none)'}"
+    summary = f"Set the tags of {who} to {quoted_list(names)}"
     if before is None:
-        return Preview(summary=summary, after={"tags": names},
-                       changes=["tags: unknown before (Nexor's lead has no tag list)"])
-    wanted = {tag_key(name) for name in names}
-    had = {tag_key(name) for name in before}
-    added = [name for name in names if tag_key(name) not in had]
-    removed = [name for name in before if tag_key(name) not in wanted]
-    changes = [f"tags: + {name}" for name in added] + [f"tags: - {name}" for name in removed]
+        why = unknown or "Nexor's lead has no tag list"
+        return Preview(summary=f"{summary}. Its tags now are unknown ({why}): any others are removed.",
+                       after={"tags": names}, changes=[f"tags: unknown before; after: {quoted_list(names)}"])
+    wanted = {tag_slug(name) for name in names}
+    had = {tag_slug(name) for name in before}
+    added = [name for name in names if tag_slug(name) not in had]
+    removed = [name for name in before if tag_slug(name) not in wanted]
+    kept = [name for name in before if tag_slug(name) in wanted]
+    changes = [f"tags: + {quote(name)}" for name in added] + [f"tags: - {quote(name)}" for name in removed]
     return Preview(
-        summary=summary,
+        summary=f"{summary}: adds {quoted_list(added)}, removes {quoted_list(removed)}, keeps {quoted_list(kept)}",
         before={"tags": before},
-        after={"tags": names, "added": added, "removed": removed},
-        changes=changes,
+        after={"tags": names, "added": added, "removed": removed, "kept": kept},
+        changes=changes + ([f"tags kept: {quoted_list(kept)}"] if changes and kept else []),
         no_op=not changes,
         undo={"tags": before},
     )
 
 
-async def workflow_name(client: NexorClient, workflow_id: str) -> str:
-    """The workflow's name for a person to read, or its id when Nexor cannot tell (best effort:
-    a failed lookup never stops the preview)."""
+async def listed_workflows(client: NexorClient) -> list[Json]:
+    """The account's workflows as Nexor lists them; [] when it cannot tell (best effort: a failed
+    lookup never stops the preview)."""
     try:
         listed = (await client.list_workflows())["workflows"]
     except NexorError:
-        return workflow_id
-    for workflow in listed if isinstance(listed, list) else ():
-        if isinstance(workflow, dict) and workflow.get("id") == workflow_id and isinstance(workflow.get("name"), str):
-            return f"{workflow['name']!r} ({workflow_id})"
-    return workflow_id
+        return []
+    return [workflow for workflow in listed if isinstance(workflow, dict)] if isinstance(listed, list) else []
+
+
+def workflow_in(listed: list[Json], workflow_id: str | None) -> Json | None:
+    for workflow in listed:
+        if isinstance(workflow.get("id"), str) and workflow["id"].lower() == workflow_id:
+            return workflow
+    return None
+
+
+def workflow_label(workflow_id: str, workflow: Json | None) -> str:
+    """`"SDR inbound" (<id>)` when the name is known, else the id alone."""
+    name = workflow.get("name") if workflow else None
+    return f"{quote(name)} ({workflow_id})" if isinstance(name, str) else workflow_id
+
+
+async def workflow_name(client: NexorClient, workflow_id: str) -> str:
+    """The workflow for a person to read: its quoted name and id, or its id when Nexor cannot tell."""
+    return workflow_label(workflow_id, workflow_in(await listed_workflows(client), workflow_id))
 
 
 def takeover(lead: Json | None, *, paused: bool) -> tuple[Json | None, Json, list[str]]:

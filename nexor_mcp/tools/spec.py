@@ -69,6 +69,10 @@ class ToolSpec(Generic[A]):
     """What the write would do (write tools that take dry_run): see tools/preview.py."""
     undoable: bool = False
     """Its preview keeps the before-values `nexor-mcp audit undo` restores (read only when journaling)."""
+    resolve: Callable[[A, Json | None], A] | None = None
+    """Fills in what the caller may leave to the lead's answer (a workflow_id from its active run),
+    from the lead the write-safety path reads, before the request is worked out: the preview, the
+    confirmation and the real call then share one value. Raises `InvalidArguments` when it cannot."""
 
     @property
     def read_only(self) -> bool:

@@ -7,10 +7,12 @@ from typing import Annotated
 from pydantic import MISSING, Field
 
 from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.errors import NexorError
+from nexor_mcp.quoting import quote
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Text, Timestamp, Uuid, dry_run, if_unchanged_since
 from nexor_mcp.tools.leads import LEAD_ID
-from nexor_mcp.tools.preview import Facts, Preview, lead_name, tag_set
+from nexor_mcp.tools.preview import Facts, Preview, lead_name, lead_tags, names_of, quoted_list, tag_set
 from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
 
 
@@ -43,17 +45,41 @@ async def add_lead_tags(client: NexorClient, arguments: AddTagsArguments, on_ret
     return await client.add_lead_tags(arguments.lead_id, list(dict.fromkeys(arguments.tag_ids)), on_retry)
 
 
+async def tag_labels(client: NexorClient, tag_ids: list[str]) -> dict[str, str]:
+    """Each tag id as a person reads it: its quoted name from list_tags, else the id and why not."""
+    try:
+        listed = (await client.list_tags(None))["tags"]
+    except NexorError:
+        return {tag_id: f"{tag_id} (its name could not be read)" for tag_id in tag_ids}
+    names = {str(tag.get("id")).lower(): tag.get("name") for tag in listed if isinstance(tag, dict)}
+    return {
+        tag_id: quote(names[tag_id]) if isinstance(names.get(tag_id), str) else f"{tag_id} (not in list_tags)"
+        for tag_id in tag_ids
+    }
+
+
 async def preview_add(arguments: AddTagsArguments, facts: Facts) -> Preview:
+    """The tags added by name, those the lead already has, and the ones it keeps (all of them)."""
     wanted = list(dict.fromkeys(arguments.tag_ids))
-    summary = f"Add {len(wanted)} tag(s) to {lead_name(facts.lead, 'the lead')}"
-    tags = facts.lead.get("tags") if facts.lead else None
-    if not isinstance(tags, list):
-        return Preview(summary=summary, changes=[f"tags: + {tag_id}" for tag_id in wanted])
-    had = [str(tag.get("id")) for tag in tags if isinstance(tag, dict)]
+    who = lead_name(facts.lead, "the lead")
+    tags = await lead_tags(facts, arguments.lead_id)
+    if isinstance(tags, str):
+        labels = await tag_labels(facts.client, wanted)
+        return Preview(summary=f"Add {', '.join(labels.values())} to {who}; its other tags stay, though which they "
+                       f"are is unknown ({tags}).", changes=[f"tags: + {labels[tag_id]}" for tag_id in wanted])
+    had = [str(tag.get("id")).lower() for tag in tags if isinstance(tag, dict)]
+    kept = names_of(tags)
     added = [tag_id for tag_id in wanted if tag_id not in had]
+    labels = await tag_labels(facts.client, added) if added else {}
+    already = [quote(name) for tag, name in zip(tags, kept, strict=True)
+               if isinstance(tag, dict) and str(tag.get("id")).lower() in wanted]
+    summary = f"Add {', '.join(labels.values()) or 'no new tag'} to {who}; it keeps its tags {quoted_list(kept)}"
+    if already:
+        summary += f" (it already has {', '.join(already)})"
+    changes = [f"tags: + {labels[tag_id]}" for tag_id in added]
     return Preview(
-        summary=summary, before={"tag_ids": had}, after={"tag_ids": had + added},
-        changes=[f"tags: + {tag_id}" for tag_id in added], no_op=not added,
+        summary=summary, before={"tag_ids": had, "tags": kept}, after={"tag_ids": had + added, "kept": kept},
+        changes=changes + ([f"tags kept: {quoted_list(kept)}"] if changes and kept else []), no_op=not added,
     )
 
 
@@ -86,8 +112,13 @@ async def set_lead_tags(client: NexorClient, arguments: SetTagsArguments, on_ret
 
 
 async def preview_set(arguments: SetTagsArguments, facts: Facts) -> Preview:
+    """Also the before-values the journal keeps for undo: from the lead, else from its tag list."""
     assert facts.lead is not None
-    return tag_set(facts.lead, list(dict.fromkeys(arguments.tags)))
+    names = list(dict.fromkeys(arguments.tags))
+    tags = await lead_tags(facts, arguments.lead_id)
+    if isinstance(tags, str):
+        return tag_set(facts.lead, names, unknown=tags)
+    return tag_set(facts.lead, names, before=names_of(tags))
 
 
 SET_LEAD_TAGS = ToolSpec(
