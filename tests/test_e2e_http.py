@@ -195,7 +195,7 @@ def test_a_request_without_a_key_is_refused_before_any_tool_runs(
     for headers in ({}, {"Authorization": "Basic abc"}, {"X-API-Key": "nxr live spaced"}):
         response = rpc(url, CALL_GET_ANA, headers)
         assert response.status_code == 401
-        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.headers["www-authenticate"].startswith("ApiKey")  # not Bearer: no OAuth here
         body = response.json()
         assert body["jsonrpc"] == "2.0" and body["id"] is None
         assert "X-API-Key" in body["error"]["message"] or "malformed" in body["error"]["message"]
