@@ -14,27 +14,37 @@ write is refused and nothing is sent (`JournalError`, which the client turns int
 happened, so its result is returned and the failure logged. Every string is masked with the
 request's secrets before it is written, and the account is a fingerprint, never the key.
 
-Appends are safe across threads (a lock) and processes (O_APPEND, one `write()` per line), so
-several processes (hosted workers, the `audit undo` command) may share one file. Reading is
-tolerant: a line cut short, a line from a newer version, an outcome without its intent are
-skipped and reported, never fatal.
+Appends are safe across threads (a lock) and processes (O_APPEND, one `write()` per line, under
+an advisory file lock), so several processes (hosted workers, the `audit undo` command) may share
+one file; a write the disk could take only part of is cut back off, so the next line starts clean.
+The file must be a regular file, is never reached through a symbolic link, and is kept private
+(mode 0600, restored with a warning if it was wider). Reading is tolerant: a line cut short, a
+line from a newer version, an outcome without its intent are skipped and reported, never fatal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets as random_source
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nexor_mcp.config import open_regular_file
 from nexor_mcp.masking import clean_json, may_need_masking
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the thread lock and O_APPEND remain
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from nexor_mcp.config import Secret, Settings
@@ -44,10 +54,11 @@ OUTCOMES = ("ok", "accepted", "failed", "unknown")
 NO_OUTCOME = "unknown (no outcome recorded: the process may have died mid-request)"
 FILE_MODE = 0o600
 """The journal holds lead data (names, emails, message texts): readable by its owner only."""
-_OPEN_FLAGS = (
-    os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOCTTY", 0)
-)
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""A longer line is skipped when reading, so a huge file without line breaks cannot fill memory."""
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+
+logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -92,6 +103,8 @@ class Journal:
         self.fsync = fsync
         """fsync the intent line before the request leaves (the outcome line never is)."""
         self._lock = threading.Lock()
+        self.mode_notice: str | None = None
+        """What was found wrong with the file's mode the last time it was opened, and done about it."""
 
     def __repr__(self) -> str:
         return f"Journal({self.path!r})"
@@ -163,13 +176,14 @@ class Journal:
         line = (text + "\n").encode("utf-8")
         fd = self._open()
         try:
-            with self._lock:
+            with self._lock, _locked(fd) as alone:
+                start = os.fstat(fd).st_size  # where this line starts, if every writer holds the file lock
                 written = os.write(fd, line)
-            if written != len(line):
-                # Only a full disk or a quota makes a regular file take part of a write: end the
-                # fragment so the next line starts on its own, and fail.
-                os.write(fd, b"\n")
-                raise JournalError(self.path, f"only {written} of {len(line)} bytes could be written (disk full?)")
+                if written != len(line):
+                    # Only a full disk or a quota makes a regular file take part of a write: cut the
+                    # fragment off, so the next line (perhaps of a write really sent) is not glued to it.
+                    _cut_back(fd, start if alone else None)
+                    raise JournalError(self.path, f"only {written} of {len(line)} bytes could be written (disk full?)")
             if sync:
                 os.fsync(fd)
         except OSError as exc:
@@ -178,18 +192,60 @@ class Journal:
             os.close(fd)
 
     def _open(self) -> int:
+        # A regular file only (/dev/stdout would corrupt the stdio protocol, /dev/null would keep
+        # nothing, a FIFO would hang), never through a symbolic link planted at the path.
         try:
-            fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+            fd, info = open_regular_file(self.path, _APPEND_FLAGS, FILE_MODE, follow_symlinks=False)
         except OSError as exc:
             raise JournalError(self.path, _reason(exc)) from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                # /dev/stdout would corrupt the stdio protocol, /dev/null would keep nothing.
-                raise JournalError(self.path, "it is not a regular file")
-        except BaseException:
-            os.close(fd)
-            raise
+        if stat.S_IMODE(info.st_mode) & 0o077 and hasattr(os, "fchmod"):
+            self._make_private(fd, stat.S_IMODE(info.st_mode))
         return fd
+
+    def _make_private(self, fd: int, mode: int) -> None:
+        """A journal others can read (created by hand, or by an older version) is made 0600."""
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except OSError as exc:
+            notice = (f"the audit journal {self.path} can be read by other users (mode {mode:o}), and its mode "
+                      f"could not be changed ({_reason(exc)}); it holds lead data: chmod 600 {self.path}")
+        else:
+            notice = (f"the audit journal {self.path} could be read by other users (mode {mode:o}); it holds "
+                      "lead data, so its mode was changed to 600")
+        if notice != self.mode_notice:
+            logger.warning("%s", notice)
+        self.mode_notice = notice
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[bool]:
+    """An exclusive advisory lock on the file, held by every nexor-mcp process while it appends;
+    yields False where the file system has no locks (then O_APPEND alone keeps lines whole)."""
+    locked = False
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = True
+        except OSError:
+            pass
+    try:
+        yield locked
+    finally:
+        if locked:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _cut_back(fd: int, size: int | None) -> None:
+    """Remove a fragment from `size` on (None: where it starts is unknown, as another process may
+    have appended meanwhile); if it cannot be cut, end it, so that the next line starts anew."""
+    if size is not None:
+        try:
+            os.ftruncate(fd, size)
+            return
+        except OSError:
+            pass
+    with contextlib.suppress(OSError):
+        os.write(fd, b"\n")
 
 
 def _reason(exc: OSError) -> str:
@@ -201,12 +257,10 @@ def open_journal(settings: Settings) -> Journal | None:
     cannot be written is logged here, at start, and then refuses every write until it can be."""
     if not settings.audit_log:
         return None
-    import logging
-
     journal = Journal(settings.audit_log)
     problem = journal.problem()
     if problem:
-        logging.getLogger(__name__).error(
+        logger.error(
             "the audit journal %s cannot be written (%s): every write will be refused until it can be",
             journal.path, problem,
         )
@@ -263,15 +317,32 @@ class Contents:
 
 def read_journal(path: str | os.PathLike[str]) -> Contents:
     """Every entry in the file, in the order the intents were written. Raises `OSError` if the
-    file cannot be read (`FileNotFoundError`: nothing has been journaled there yet)."""
-    with open(Path(path).expanduser(), "rb") as file:
-        return parse_lines(file)
+    file cannot be read (`FileNotFoundError`: nothing has been journaled there yet;
+    `NotARegularFile`: a FIFO, a device, a directory or a symbolic link, refused without reading)."""
+    fd, _ = open_regular_file(path, follow_symlinks=False)
+    with os.fdopen(fd, "rb") as file:
+        return parse_lines(_bounded_lines(file))
 
 
-def parse_lines(lines: Iterable[bytes]) -> Contents:
+def _bounded_lines(file: Any) -> Iterator[bytes | None]:
+    """The file's lines; None for a line longer than MAX_LINE_BYTES, which is never held whole."""
+    while raw := file.readline(MAX_LINE_BYTES + 1):
+        if len(raw) <= MAX_LINE_BYTES:
+            yield raw
+            continue
+        while raw and not raw.endswith(b"\n"):
+            raw = file.readline(1 << 20)
+        yield None
+
+
+def parse_lines(lines: Iterable[bytes | None]) -> Contents:
+    """`None` in `lines`: a line too long to read (see `_bounded_lines`)."""
     contents = Contents()
     by_id: dict[str, Entry] = {}
     for number, raw in enumerate(lines, start=1):
+        if raw is None:
+            contents.problems.append(f"line {number}: longer than {MAX_LINE_BYTES:,} bytes; skipped")
+            continue
         if not raw.strip():
             continue
         complete = raw.endswith(b"\n")

@@ -4,6 +4,9 @@ Output is for people, on stdout (this is not the stdio server); problems with th
 go to stderr. `undo` restores the before-values of `update_lead` and `set_lead_tags` entries (and
 of earlier undos), newest first, each only if the lead still holds what the entry wrote (else it
 is refused unless `--force`), and its own writes are journaled like the server's.
+
+Every line printed is escaped (`quoting.one_line`): tag names, error details and everything else
+in the journal came from Nexor or a model, and must not drive the terminal (ESC, CR, C1, bidi).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any, TextIO
 
 from nexor_mcp.audit import Entry, Journal, account_fingerprint, read_journal
 from nexor_mcp.config import ENV_VARS, Settings
+from nexor_mcp.quoting import one_line, visible
+from nexor_mcp.rules import tag_slug
 from nexor_mcp.tools.preview import same
 
 Json = dict[str, Any]
@@ -64,22 +69,26 @@ ABSENT: Any = _Absent()
 
 
 def add_audit_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """The `audit` command and its subcommands, on `commands` (the top parser's subparsers)."""
+    """The `audit` command and its subcommands, on `commands` (the top parser's subparsers). The
+    settings flags (`parents`) are taken before `audit`, after it, and after `list`/`show`/`undo`."""
     audit = commands.add_parser(
         "audit", parents=parents, help="list and show the audit journal's entries, undo lead updates",
         description="Reads the audit journal the server writes (NEXOR_AUDIT_LOG / audit_log / --audit-log). "
-        "Settings flags may go before or after `audit`.",
+        "`nexor-mcp audit` alone lists the entries. Settings flags may go before or after `audit`, and "
+        "after list/show/undo.",
     )
-    actions = audit.add_subparsers(dest="audit_command", metavar="{list,show,undo}", required=True)
-    listing = actions.add_parser("list", help="the journal's entries, oldest first")
+    actions = audit.add_subparsers(dest="audit_command", metavar="{list,show,undo}")
+    # `nexor-mcp audit` alone is `audit list` with no filter.
+    audit.set_defaults(audit_command="list", lead=None, tool=None, since=None, json=False)
+    listing = actions.add_parser("list", parents=parents, help="the journal's entries, oldest first")
     listing.add_argument("--lead", metavar="ID", help="only this lead's entries")
     listing.add_argument("--tool", metavar="NAME", help="only this tool's entries (undo: the undos)")
     listing.add_argument("--since", metavar="TIME", help=SINCE_HELP)
     listing.add_argument("--json", action="store_true", help="one JSON object per entry and line")
-    show = actions.add_parser("show", help="one entry in full, and whether it can be undone")
+    show = actions.add_parser("show", parents=parents, help="one entry in full, and whether it can be undone")
     show.add_argument("entry", metavar="ID", help="an entry id (or a unique start of one)")
     undo = actions.add_parser(
-        "undo", help="restore the before-values of update_lead / set_lead_tags entries, newest first",
+        "undo", parents=parents, help="restore the before-values of update_lead / set_lead_tags entries, newest first",
         description="Puts back what the chosen entries changed, newest first: each only if the lead still "
         "holds what that entry wrote (else it is refused, unless --force). Uses the configured key, and "
         "refuses entries written with another account's key. The undo writes are journaled (tool undo). "
@@ -102,9 +111,12 @@ SINCE_HELP = (
 def run_audit(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
     from nexor_mcp.logs import configure_logging, stop_logging
 
-    # Warnings and errors only (a journal that could not record an undo's outcome, say), on stderr.
-    level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
-    configure_logging(level, (settings.api_key.reveal(),) if settings.api_key else ())
+    # Logs go to stderr: by default warnings and errors only (a journal that could not record an
+    # undo's outcome, say), as the server's INFO lines mean nothing here; --log-level says otherwise.
+    given = getattr(args, "log_level", None)
+    level = given or ("WARNING" if settings.log_level == "INFO" else settings.log_level)
+    configure_logging(level, (settings.api_key.reveal(),) if settings.api_key else (),
+                      json_lines=getattr(args, "log_format", None) == "json")
     try:
         return _run(settings, args, out or sys.stdout)
     finally:
@@ -113,21 +125,21 @@ def run_audit(settings: Settings, args: argparse.Namespace, out: TextIO | None =
 
 def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     if not settings.audit_log:
-        print(f"nexor-mcp audit: {NO_JOURNAL}", file=sys.stderr)
+        _say(f"nexor-mcp audit: {NO_JOURNAL}", sys.stderr)
         return 2
     try:
         contents = read_journal(settings.audit_log)
     except FileNotFoundError:
         contents = None
     except OSError as exc:
-        print(f"nexor-mcp audit: cannot read the journal {settings.audit_log}: {exc.strerror or exc}", file=sys.stderr)
+        _say(f"nexor-mcp audit: cannot read the journal {settings.audit_log}: {exc.strerror or exc}", sys.stderr)
         return 2
     if contents is not None:
         for problem in contents.problems:
-            print(f"nexor-mcp audit: warning: {settings.audit_log} {problem}", file=sys.stderr)
+            _say(f"nexor-mcp audit: warning: {settings.audit_log} {problem}", sys.stderr)
     entries = contents.entries if contents is not None else []
     if contents is None and args.audit_command == "list":
-        print(f"The journal {settings.audit_log} does not exist yet: no write has been recorded.", file=out)
+        _say(f"The journal {settings.audit_log} does not exist yet: no write has been recorded.", out)
         return 0
     try:
         if args.audit_command == "list":
@@ -136,12 +148,26 @@ def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
             return _show(entries, args.entry, out)
         return _undo(settings, entries, args, out)
     except UsageError as exc:
-        print(f"nexor-mcp audit {args.audit_command}: {exc}", file=sys.stderr)
+        _say(f"nexor-mcp audit {args.audit_command}: {exc}", sys.stderr)
         return 2
 
 
 class UsageError(Exception):
     pass
+
+
+def _say(text: str, stream: TextIO) -> None:
+    """Print one line with its control and invisible characters escaped (ESC, CR, C1, bidi...)."""
+    print(one_line(text), file=stream)
+
+
+def _json_line(value: Any) -> str:
+    """Compact JSON with every control or invisible character as a \\u escape: the same value for a
+    program, and nothing that a terminal would act on."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if visible(text) == text:
+        return text
+    return "".join(json.dumps(char)[1:-1] if visible(char) != char else char for char in text)
 
 
 # --- list and show --------------------------------------------------------------------------------
@@ -157,26 +183,25 @@ def _list(entries: list[Entry], args: argparse.Namespace, out: TextIO) -> int:
     ]
     if args.json:
         for entry in chosen:
-            print(json.dumps(entry.as_json(), ensure_ascii=False, separators=(",", ":")), file=out)
+            print(_json_line(entry.as_json()), file=out)
         return 0
     if not chosen:
-        print("No entries" + (" match." if len(entries) else " yet."), file=out)
+        _say("No entries" + (" match." if len(entries) else " yet."), out)
         return 0
     rows = [("ID", "TIME (UTC)", "TOOL", "LEAD", "WHAT", "OUTCOME")]
-    for entry in chosen:
-        rows.append((entry.id, _short_time(entry.time), entry.tool, entry.lead_id or "-", _clip(_what(entry), 48),
-                     entry.shown_outcome))
+    for entry in chosen:  # escaped before the widths are measured, so the columns line up
+        rows.append((one_line(entry.id), one_line(_short_time(entry.time)), one_line(entry.tool),
+                     one_line(entry.lead_id or "-"), one_line(_what(entry), 48), entry.shown_outcome))
     widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5],
-              file=out)
+        _say("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5], out)
     return 0
 
 
 def _show(entries: list[Entry], wanted: str, out: TextIO) -> int:
     entry = _find(entries, wanted)
     if isinstance(entry, str):
-        print(f"nexor-mcp audit show: {entry}", file=sys.stderr)
+        _say(f"nexor-mcp audit show: {entry}", sys.stderr)
         return 1
     rows: list[tuple[str, str]] = [
         ("entry", entry.id), ("time", entry.time), ("tool", entry.tool), ("lead", entry.lead_id or "-"),
@@ -193,7 +218,7 @@ def _show(entries: list[Entry], wanted: str, out: TextIO) -> int:
         rows.append(("changes" if number == 0 else "", line))
     rows.append(("undo", _undo_verdict(entries, entry)))
     for label, text in rows:
-        print(f"{label:<10} {text}", file=out)
+        _say(f"{label:<10} {text}", out)
     return 0
 
 
@@ -300,42 +325,42 @@ def _undo(settings: Settings, entries: list[Entry], args: argparse.Namespace, ou
             why = not_undoable(entry)
             undone_by = _undone_by(entries, entry)
             if why:
-                print(f"{entry.id} {entry.tool}: skipped: {why}", file=out)
+                _say(f"{entry.id} {entry.tool}: skipped: {why}", out)
             elif undone_by:
-                print(f"{entry.id} {entry.tool}: skipped: already undone by entry {undone_by.id}", file=out)
+                _say(f"{entry.id} {entry.tool}: skipped: already undone by entry {undone_by.id}", out)
             else:
                 chosen.append(entry)
         if not chosen:
-            print("Nothing to undo since then.", file=out)
+            _say("Nothing to undo since then.", out)
             return 0
     else:
         for wanted in dict.fromkeys(args.entries):
             found = _find(entries, wanted)
             if isinstance(found, str):
-                print(f"{wanted}: refused: {found}", file=out)
+                _say(f"{wanted}: refused: {found}", out)
                 tally.refused += 1
             elif found not in chosen:
                 chosen.append(found)
     chosen.sort(key=lambda entry: entry.line, reverse=True)  # newest first
     if settings.api_key is None and chosen:
-        print(f"nexor-mcp audit undo: no Nexor API key is configured ({ENV_VARS['api_key']})", file=sys.stderr)
+        _say(f"nexor-mcp audit undo: no Nexor API key is configured ({ENV_VARS['api_key']})", sys.stderr)
         return 2
     if args.since and not args.yes and not args.dry_run and chosen:
-        listing = "\n".join(f"  {entry.id} {entry.tool} on {entry.lead_id}: {_what(entry)}" for entry in chosen)
-        print(f"Undo these {len(chosen)} entries, newest first?\n{listing}", file=out)
+        _say(f"Undo these {len(chosen)} entries, newest first?", out)
+        for entry in chosen:
+            _say(f"  {entry.id} {entry.tool} on {entry.lead_id}: {_what(entry)}", out)
         if not sys.stdin.isatty():
-            print("Not undone: rerun with --yes to undo them without this question.", file=out)
+            _say("Not undone: rerun with --yes to undo them without this question.", out)
             return 1
         if input("Undo them? [y/N] ").strip().lower() not in ("y", "yes"):
-            print("Not undone.", file=out)
+            _say("Not undone.", out)
             return 1
     import anyio
 
     journal = Journal(settings.audit_log or "")
     anyio.run(_undo_entries, settings, journal, entries, chosen, args, out, tally)
     done = f"{tally.undone} undone" if not args.dry_run else f"{tally.undone} would be undone"
-    print(f"Done: {done}, {tally.nothing} with nothing to undo, {tally.refused} refused, {tally.failed} failed.",
-          file=out)
+    _say(f"Done: {done}, {tally.nothing} with nothing to undo, {tally.refused} refused, {tally.failed} failed.", out)
     return 1 if tally.refused or tally.failed else 0
 
 
@@ -354,9 +379,9 @@ async def _undo_entries(
             setattr(tally, result, getattr(tally, result) + 1)
             heading = {"undone": "would be undone" if args.dry_run else "undone", "nothing": "nothing to undo",
                        "refused": "refused", "failed": "FAILED"}[result]
-            print(f"{entry.id} {entry.tool} on {entry.lead_id or '-'}: {heading}", file=out)
+            _say(f"{entry.id} {entry.tool} on {entry.lead_id or '-'}: {heading}", out)
             for line in lines:
-                print(f"  {line}", file=out)
+                _say(f"  {line}", out)
     finally:
         await client.aclose()
 
@@ -531,7 +556,7 @@ def _tag_names(lead: Json) -> list[Any]:
 
 def _tag_set(names: list[Any]) -> set[str]:
     """Tags as Nexor matches them, by slug: "VIP", "vip" and "Hot lead" / "hot-lead" are one tag each."""
-    return {re.sub(r"[^0-9a-z]+", "-", str(name).strip().casefold()).strip("-") or str(name) for name in names}
+    return {tag_slug(str(name)) for name in names}
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -596,6 +621,3 @@ def _value(value: Any) -> str:
 def _names(names: Any) -> str:
     return "[" + ", ".join(map(str, names)) + "]" if isinstance(names, list) else "(not recorded)"
 
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

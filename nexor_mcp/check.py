@@ -4,7 +4,8 @@ from, call Nexor once with a harmless read, and say in plain words whether the k
 It is a command for a person (a GUI client hides the server's stderr, so a bad config there shows
 only as "connection closed"): it writes to stdout, never runs as the stdio server, and exits 0 when
 the key works, 1 otherwise. Every line it prints goes through the key mask first, so the key can
-never appear, not even when Nexor quotes it back.
+never appear, not even when Nexor quotes it back, and is then escaped (`quoting.one_line`), so an
+error text from Nexor or a value from the config file cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from nexor_mcp.config import (
     load_settings,
 )
 from nexor_mcp.masking import MASK, redact
+from nexor_mcp.quoting import one_line
 
 FLAG_NAMES = {
     "base_url": "--base-url",
@@ -43,14 +45,14 @@ OK, FAILED = 0, 1
 
 
 class _Out:
-    """Prints lines with every secret masked (the key, once known)."""
+    """Prints lines with every secret masked (the key, once known) and control characters escaped."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.secrets: tuple[str, ...] = ()
 
     def __call__(self, line: str = "") -> None:
-        print(redact(line, self.secrets), file=self.stream, flush=True)
+        print(one_line(redact(line, self.secrets)), file=self.stream, flush=True)
 
 
 def run_check(
@@ -58,10 +60,12 @@ def run_check(
     config_path: str | None = None,
     *,
     sandbox: bool = False,
+    log_format: str | None = None,
     environ: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
 ) -> int:
-    """The whole command; returns the exit status (0: the key works)."""
+    """The whole command; returns the exit status (0: the key works). `log_format`: the
+    --log-format flag, if given, reported as the server would use it."""
     environ = os.environ if environ is None else environ
     out = _Out(sys.stdout if stream is None else stream)
     out(f"nexor-mcp check {__version__}")
@@ -78,6 +82,8 @@ def run_check(
     sources = _sources(flags, environ, config_path)
     _report(out, settings, sources, config_path or environ.get(CONFIG_FILE_ENV, "").strip() or None,
             "--config" if config_path else CONFIG_FILE_ENV)
+    if log_format is not None:
+        out(f"  {'log format':<22}{log_format}  (from flag --log-format)")
     journal_ok = _check_journal(out, settings)
     if sandbox:
         return _verdict(out, _check_sandbox(out, settings), journal_ok)
@@ -103,9 +109,12 @@ def _check_journal(out: _Out, settings: Settings) -> bool:
         return True
     from nexor_mcp.audit import Journal
 
-    problem = Journal(settings.audit_log).problem()
+    journal = Journal(settings.audit_log)
+    problem = journal.problem()
     if problem is None:
         out(f"  {'audit journal':<22}writable")
+        if journal.mode_notice:
+            out(f"  warning: {journal.mode_notice}")
         return True
     out(f"  {'audit journal':<22}CANNOT BE WRITTEN ({problem}): the server would refuse every write "
         "until audit_log / NEXOR_AUDIT_LOG names a writable file")

@@ -2,6 +2,9 @@
 
 Heavy imports (the MCP SDK, uvicorn) happen inside the command that needs them, so a bad flag or
 config fails fast, and nothing is ever printed to stdout before the protocol owns it.
+
+A global flag a command does not use is refused (exit 2, naming the flag and the command), never
+ignored: `--sandbox audit undo` silently sending to the real API is the failure this prevents.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from nexor_mcp.config import (
     Settings,
     load_settings,
 )
+from nexor_mcp.quoting import one_line
 
 logger = logging.getLogger("nexor_mcp")
 
@@ -45,10 +49,10 @@ environment variables (flags > environment > config file > defaults; empty count
   {ENV_VARS["audit_log"]:<28}same as --audit-log
   {CONFIG_FILE_ENV:<28}same as --config
 
-commands:
+commands (a flag a command does not use is refused with exit status 2, never ignored):
   nexor-mcp http                hosted mode: MCP over stateless Streamable HTTP at /mcp
   nexor-mcp check               check the settings and the API key (one harmless read from Nexor)
-  nexor-mcp audit list|show|undo  read the audit journal; undo lead updates and tag changes
+  nexor-mcp audit [list]|show|undo  read the audit journal; undo lead updates and tag changes
   nexor-mcp sandbox             serve the sandbox API alone (try it with curl)
   nexor-mcp demo                show an agent using the server against the sandbox
 """
@@ -110,7 +114,67 @@ def _settings_flags(*, inherited: bool = False) -> argparse.ArgumentParser:
         "--sandbox", action="store_true", default=argparse.SUPPRESS if inherited else False,
         help="talk to an embedded sandbox of the Nexor API with demo leads (no key needed)",
     )
+    flags.add_argument(
+        "--log-format", choices=("text", "json"),
+        help="stderr log lines as text (default) or one JSON object per line",
+    )
     return flags
+
+
+# Which global flags each command uses; any other one given is refused, never ignored.
+_ALL_FLAGS = frozenset({"config", "sandbox", "log_format", *ENV_VARS}) - {"api_key"}
+_LOGGING = frozenset({"log_level", "log_format"})
+_READS_JOURNAL = frozenset({"config", "audit_log"}) | _LOGGING
+_CONNECTION = frozenset({"base_url", "timeout_seconds", "max_retries", "retry_budget_seconds"})
+COMMAND_FLAGS: dict[str, frozenset[str]] = {
+    "": _ALL_FLAGS,  # the stdio server
+    "http": _ALL_FLAGS - {"sandbox"},
+    "check": _ALL_FLAGS,
+    "audit list": _READS_JOURNAL,
+    "audit show": _READS_JOURNAL,
+    "audit undo": _READS_JOURNAL | _CONNECTION,
+    "sandbox": frozenset({"sandbox"}),  # it is the sandbox: nothing can reach the real API
+    "demo": frozenset({"sandbox"}),  # it always runs against the sandbox
+}
+_WHY_NOT = {
+    "audit list": "it only reads the journal, and sends nothing to Nexor",
+    "audit show": "it only reads the journal, and sends nothing to Nexor",
+    "audit undo": "it uses only the journal (--config, --audit-log), the connection settings (--base-url, "
+    "--timeout-seconds, --max-retries, --retry-budget-seconds) and the logging flags",
+    "sandbox": "it serves the sandbox API alone, with fixed settings (its own flags are --host and --port)",
+    "demo": "it runs its own server against the sandbox, with fixed settings",
+}
+_WHY_NOT_PAIR = {
+    ("http", "sandbox"): "hosted mode has no embedded sandbox, so it would serve the real Nexor API; to try it "
+    "on demo data, run `nexor-mcp sandbox` and pass the address it prints as --base-url",
+    ("audit undo", "sandbox"): "undo sends its writes to the configured Nexor API, not to a sandbox (an embedded "
+    "sandbox ends with the server that ran it), so nothing was sent; to undo against a sandbox, run "
+    "`nexor-mcp sandbox` and pass the address it prints as --base-url",
+    ("audit undo", "read_only"): "undo writes to Nexor; to see what it would send without sending anything, "
+    "use --dry-run",
+}
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def refused_flags(args: argparse.Namespace) -> list[str]:
+    """A line for stderr for each global flag given that this command does not use (empty: none)."""
+    command = args.command or ""
+    if command == "audit":
+        command = f"audit {args.audit_command}"
+    given = [dest for dest in sorted(_ALL_FLAGS) if getattr(args, dest, None) not in (None, False)]
+    prefix = f"nexor-mcp {command}".rstrip()
+    problems = [
+        f"{prefix}: {_option(dest)} does not apply to `{prefix}`: "
+        f"{_WHY_NOT_PAIR.get((command, dest)) or _WHY_NOT[command]}; drop {_option(dest)}"
+        for dest in given if dest not in COMMAND_FLAGS[command]
+    ]
+    if "sandbox" in given and "base_url" in given and not problems:
+        problems.append(f"{prefix}: --sandbox and --base-url contradict each other: --sandbox talks to an "
+                        "embedded sandbox at an address of its own; drop one of them")
+    return problems
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,10 +186,6 @@ def _parser() -> argparse.ArgumentParser:
         parents=[_settings_flags()],
     )
     parser.add_argument("--version", action="version", version=f"nexor-mcp {__version__}")
-    parser.add_argument(
-        "--log-format", choices=("text", "json"), default="text",
-        help="stderr log lines as text (default) or one JSON object per line",
-    )
     commands = parser.add_subparsers(dest="command", metavar="{http,check,audit,sandbox,demo}")
     http = commands.add_parser(
         "http", help="hosted mode: serve MCP over stateless Streamable HTTP at /mcp",
@@ -143,6 +203,16 @@ def _parser() -> argparse.ArgumentParser:
     http.add_argument(
         "--allow-origin", dest="allowed_origins", metavar="LIST",
         help="Origin header values to accept, comma list (env NEXOR_MCP_ALLOWED_ORIGINS)",
+    )
+    http.add_argument(
+        "--read-timeout-seconds", metavar="SECONDS",
+        help="a request must arrive whole (request line, headers and body) within this many seconds of its "
+        "first byte, or its connection is closed (env NEXOR_MCP_READ_TIMEOUT_SECONDS; default 10)",
+    )
+    http.add_argument(
+        "--max-connections", metavar="N",
+        help="connections each process serves at once; a request beyond them gets HTTP 503 "
+        "(env NEXOR_MCP_MAX_CONNECTIONS; default 1000)",
     )
     sandbox = commands.add_parser("sandbox", help="serve the sandbox Nexor API alone, for trying things out")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -163,6 +233,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    problems = refused_flags(args)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
     if args.command == "sandbox":
         return _run_sandbox(args.host, args.port)
     if args.command == "demo":
@@ -173,12 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         from nexor_mcp.check import run_check
 
-        return run_check(flags, args.config, sandbox=args.sandbox)
+        return run_check(flags, args.config, sandbox=args.sandbox, log_format=args.log_format)
     try:
         settings = load_settings(flags, config_path=args.config)
         _check_tools(settings)
     except ConfigError as exc:
-        print(f"nexor-mcp: configuration error: {exc}", file=sys.stderr)
+        print(f"nexor-mcp: configuration error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     if args.command == "http":
         return _serve_http(settings, args, flags)
@@ -206,18 +280,20 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, Any]) -> int:
-    from nexor_mcp.http import check_start, hosted_settings, serve
+    from nexor_mcp.http import check_start, hosted_environment, hosted_settings, serve
     from nexor_mcp.logs import configure_logging, stop_logging
 
-    port = _port(args.port) if args.port is not None else None
-    if args.port is not None and port is None:
-        print(f"nexor-mcp http: --port must be a whole number from 0 to 65535, got {args.port!r}", file=sys.stderr)
-        return 2
     if args.workers < 1:
         print("nexor-mcp http: --workers must be 1 or more", file=sys.stderr)
         return 2
-    hosted = hosted_settings(host=args.host, port=port, allowed_hosts=args.allowed_hosts,
-                             allowed_origins=args.allowed_origins)
+    try:
+        hosted = hosted_settings(
+            host=args.host, port=args.port, allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
+            read_timeout_seconds=args.read_timeout_seconds, max_connections=args.max_connections,
+        )
+    except ValueError as exc:
+        print(f"nexor-mcp http: {exc}", file=sys.stderr)
+        return 2
     try:
         check_start(settings, hosted)
     except ValueError as exc:
@@ -230,7 +306,7 @@ def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, A
                 os.environ[ENV_VARS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
         if args.config:
             os.environ[CONFIG_FILE_ENV] = args.config
-        os.environ["NEXOR_MCP_HOST"], os.environ["NEXOR_MCP_PORT"] = hosted.host, str(hosted.port)
+        os.environ.update(hosted_environment(hosted))
         # One confirmation key for all the workers, so a token one issued is accepted by another.
         os.environ.setdefault(SECRET_ENV, secrets_module.token_hex(32))
     secrets = (settings.api_key.reveal(),) if settings.api_key else ()

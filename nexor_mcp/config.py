@@ -6,6 +6,7 @@ so that no repr, log line or error can show it.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import math
@@ -151,19 +152,53 @@ def _read_config_file(path: str, warnings: list[str]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None}
 
 
-def _read_small_regular_file(path: str) -> tuple[int, bytes]:
-    """The file's mode and bytes. Opened non-blocking and checked before reading, so a FIFO, a
-    device such as /dev/zero, a directory or a huge file fails at once instead of hanging start-up
-    or filling memory."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+class NotARegularFile(OSError):
+    """The path names a FIFO, a device, a directory, a socket or (when links are not followed) a
+    symbolic link: something that could hang a read or an open, read without end, or redirect a write."""
+
+
+NOT_REGULAR = "it is not a regular file"
+SYMLINK_REFUSED = "it is a symbolic link, and symbolic links are not followed here"
+
+
+def open_regular_file(
+    path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int = 0o600, *, follow_symlinks: bool = True
+) -> tuple[int, os.stat_result]:
+    """A descriptor of `path` and its status, opened non-blocking and checked to be a regular file
+    before anything is read or written, so that a FIFO, a device such as /dev/zero or /dev/stdout,
+    or a directory fails at once instead of hanging, reading without end, or corrupting the stdio
+    protocol. `follow_symlinks=False` refuses a symbolic link as the last component (O_NOFOLLOW).
+    Raises `OSError`: `NotARegularFile` (its `strerror` says which) for anything but a regular file."""
+    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(Path(path).expanduser(), flags)
+        fd = os.open(Path(path).expanduser(), flags, mode)
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        if exc.errno == errno.ELOOP and not follow_symlinks and os.path.islink(Path(path).expanduser()):
+            raise NotARegularFile(errno.ELOOP, SYMLINK_REFUSED) from None
+        if exc.errno == errno.ENXIO:  # a FIFO no one reads, a socket, a device that is not there
+            raise NotARegularFile(errno.ENXIO, NOT_REGULAR) from None
+        raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"config file {path} is not a regular file")
+            raise NotARegularFile(errno.EINVAL, NOT_REGULAR)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def _read_small_regular_file(path: str) -> tuple[int, bytes]:
+    """The file's mode and bytes, refused at once if it is not a regular file or is huge."""
+    try:
+        fd, info = open_regular_file(path)
+    except NotARegularFile:
+        raise ConfigError(f"config file {path} is not a regular file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
         if info.st_size > MAX_CONFIG_BYTES:
             raise ConfigError(f"config file {path} is larger than 1 MB ({info.st_size} bytes); is it the right file?")
         chunks: list[bytes] = []
