@@ -225,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
         "(the key masked), calls Nexor once with a read that changes nothing (GET /tags), and says whether "
         "the key works. Exit status 0 if it does, 1 otherwise. Settings flags may go before or after `check`.",
     )
-    from nexor_mcp.audit_cli import add_audit_parser
+    from nexor_mcp.audit.cli import add_audit_parser
 
     add_audit_parser(commands, [_settings_flags(inherited=True)])
     return parser
@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "http":
         return _serve_http(settings, args, flags)
     if args.command == "audit":
-        from nexor_mcp.audit_cli import run_audit
+        from nexor_mcp.audit.cli import run_audit
 
         return run_audit(settings, args)
     return _serve(settings, sandbox=args.sandbox, json_lines=args.log_format == "json")

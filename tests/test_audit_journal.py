@@ -180,7 +180,7 @@ def test_a_read_only_journal_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     path = tmp_path / "audit.jsonl"
     path.write_text("")
-    monkeypatch.setattr("nexor_mcp.audit.os.open", denied)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.open", denied)
     with pytest.raises(JournalError) as info:
         begin(Journal(path))
     assert info.value.reason == "Permission denied"
@@ -190,7 +190,7 @@ def test_a_full_disk_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     def full(fd: int, data: bytes) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("nexor_mcp.audit.os.write", full)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.write", full)
     with pytest.raises(JournalError) as info:
         begin(Journal(tmp_path / "audit.jsonl"))
     assert info.value.reason == "No space left on device"
@@ -200,7 +200,7 @@ def test_a_failing_fsync_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr("nexor_mcp.audit.os.fsync", broken)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.fsync", broken)
     with pytest.raises(JournalError) as info:
         begin(Journal(tmp_path / "audit.jsonl"))
     assert info.value.reason == "Input/output error"
@@ -213,7 +213,7 @@ def test_a_short_write_cuts_the_fragment_off_and_raises(tmp_path: Path, monkeypa
     def short(fd: int, data: bytes) -> int:
         return real_write(fd, data[:10] if len(data) > 1 else data)
 
-    monkeypatch.setattr("nexor_mcp.audit.os.write", short)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.write", short)
     with pytest.raises(JournalError) as info:
         begin(Journal(path))
     assert "could be written (disk full?)" in info.value.reason

@@ -162,7 +162,7 @@ def test_a_flag_the_command_uses_reaches_the_code_that_uses_it(
     setup: Setup, seen: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     command: str, flag: str,
 ) -> None:
-    import nexor_mcp.audit_cli as audit_cli
+    import nexor_mcp.audit.cli as audit_cli
     import nexor_mcp.logs as logs
 
     real_run_audit = audit_cli.run_audit

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from nexor_mcp.audit import Journal, JournalError, account_fingerprint, open_journal, read_journal
-from nexor_mcp.audit_cli import _tag_set
+from nexor_mcp.audit.undo import tag_set
 from nexor_mcp.config import NotARegularFile, Settings
 from nexor_mcp.sandbox import Fault, SandboxApi, SandboxServer
 from tests.conftest import JOHN, TEST_KEY, server_env, spawn_server, text_of
@@ -96,7 +96,7 @@ def test_a_mode_that_cannot_be_changed_is_warned_about_and_writes_go_on(
     def denied(fd: int, mode: int) -> None:
         raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
 
-    monkeypatch.setattr("nexor_mcp.audit.os.fchmod", denied)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.fchmod", denied)
     begin(Journal(path))
     assert [record.getMessage() for record in caplog.records] == [
         f"the audit journal {path} can be read by other users (mode 644), and its mode could not be changed "
@@ -183,7 +183,7 @@ def test_a_short_write_is_cut_back_so_the_next_line_is_readable(
     def disk_full(fd: int, data: bytes) -> int:
         return real_write(fd, data[:25])  # what a nearly full disk takes of the line
 
-    monkeypatch.setattr("nexor_mcp.audit.os.write", disk_full)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.write", disk_full)
     with pytest.raises(JournalError) as info:
         begin(journal, body={"title": "refused"})
     assert "could be written (disk full?)" in info.value.reason
@@ -209,8 +209,8 @@ def test_a_fragment_that_cannot_be_cut_is_at_least_ended(tmp_path: Path, monkeyp
     def cannot(fd: int, size: int) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr("nexor_mcp.audit.os.write", disk_full)
-    monkeypatch.setattr("nexor_mcp.audit.os.ftruncate", cannot)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.write", disk_full)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.ftruncate", cannot)
     with pytest.raises(JournalError):
         begin(journal)
     monkeypatch.undo()
@@ -235,11 +235,11 @@ def test_without_file_locks_writes_go_on_and_a_fragment_is_ended(
     journal = Journal(path)
     first = begin(journal)  # not refused for want of a lock
     real_write = os.write
-    monkeypatch.setattr("nexor_mcp.audit.os.write",
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.write",
                         lambda fd, data: real_write(fd, data[:25] if len(data) > 1 else data))
     with pytest.raises(JournalError):
         begin(journal)
-    monkeypatch.setattr("nexor_mcp.audit.os.write", real_write)
+    monkeypatch.setattr("nexor_mcp.audit.journal.os.write", real_write)
     sent = begin(journal)
     contents = read_journal(path)
     assert [entry.id for entry in contents.entries] == [first, sent]
@@ -282,7 +282,7 @@ def test_a_device_is_refused_for_reading_and_appending(sandbox_server: SandboxSe
 
 
 def test_a_line_too_long_to_hold_is_skipped_not_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nexor_mcp.audit.MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr("nexor_mcp.audit.journal.MAX_LINE_BYTES", 1000)
     path = tmp_path / "audit.jsonl"
     journal = Journal(path)
     first = begin(journal)
@@ -298,8 +298,8 @@ def test_a_line_too_long_to_hold_is_skipped_not_read_whole(tmp_path: Path, monke
 
 
 def test_undo_compares_tags_by_the_one_slug_rule() -> None:
-    assert _tag_set(["Café", "Straße", "Hot lead"]) == _tag_set(["cafe", "STRASSE", "hot-lead"])
-    assert _tag_set(["VIP"]) != _tag_set(["VIP2"])
+    assert tag_set(["Café", "Straße", "Hot lead"]) == tag_set(["cafe", "STRASSE", "hot-lead"])
+    assert tag_set(["VIP"]) != tag_set(["VIP2"])
 
 
 def test_undo_of_tags_nexor_renamed_by_slug_goes_through(

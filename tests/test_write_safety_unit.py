@@ -216,7 +216,7 @@ LEAD_ID = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
 def test_undo_compares_values_as_json_so_true_is_not_1() -> None:
     """The undo check (`audit undo` refuses when the lead no longer holds what the entry wrote)."""
     from nexor_mcp.audit import Entry
-    from nexor_mcp.audit_cli import _plan
+    from nexor_mcp.audit.undo import plan
 
     entry = Entry(
         id="e1", time="t", tool="update_lead", lead_id=LEAD_ID, method="PATCH", path=f"leads/{LEAD_ID}",
@@ -224,8 +224,8 @@ def test_undo_compares_values_as_json_so_true_is_not_1() -> None:
         before={"fields": {"title": "Manager"}, "metadata": {"vip": False}, "metadata_absent": []},
         account=None, undoes=None, line=1, outcome="ok",
     )
-    unchanged = _plan(entry, {"id": LEAD_ID, "title": "CTO", "metadata": {"vip": True}})
+    unchanged = plan(entry, {"id": LEAD_ID, "title": "CTO", "metadata": {"vip": True}})
     assert not isinstance(unchanged, str) and unchanged.differences == []
     assert unchanged.body == {"title": "Manager", "metadata": {"vip": False}}
-    changed = _plan(entry, {"id": LEAD_ID, "title": "CTO", "metadata": {"vip": 1}})
+    changed = plan(entry, {"id": LEAD_ID, "title": "CTO", "metadata": {"vip": 1}})
     assert not isinstance(changed, str) and changed.differences == ["metadata.vip is 1, not true as the entry wrote"]

@@ -18,8 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nexor_mcp.client import Json, NexorClient, Request
+from nexor_mcp.audit.record import UndoRecord
+from nexor_mcp.client import NexorClient, Request
 from nexor_mcp.errors import NexorError
+from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import QUOTED_MAX, one_line, quote
 from nexor_mcp.rules import tag_slug
 from nexor_mcp.tools.fields import _UUID
@@ -178,7 +180,7 @@ def lead_update(lead: Json, body: Json) -> Preview:
             after["campaign"] = campaign if keep else (None if value is None else {"id": value})
         if not same(old, value):
             changes.append(change_line(name, old, value))
-    undo = {"fields": fields, "metadata": metadata_before, "metadata_absent": metadata_absent}
+    undo = UndoRecord.of_update(fields, metadata_before, metadata_absent).as_json()
     return Preview(
         summary=f"Update {', '.join(body)} of {lead_name(lead, 'the lead')}",
         before=lead,
@@ -221,7 +223,7 @@ def tag_set(lead: Json, names: list[str], before: list[str] | None = None, unkno
         after={"tags": names, "added": added, "removed": removed, "kept": kept},
         changes=changes + ([f"tags kept: {quoted_list(kept)}"] if changes and kept else []),
         no_op=not changes,
-        undo={"tags": before},
+        undo=UndoRecord.of_tags(before).as_json(),
     )
 
 

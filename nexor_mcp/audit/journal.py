@@ -1,18 +1,11 @@
-"""The audit journal (NEXOR_AUDIT_LOG): every write to Nexor on record before it is sent, and after.
-
-One JSON object per line, appended. A write adds two lines that share an `id`:
-
-    {"v":1,"id":"20261127T153153.123456Z-9f3c1a","event":"intent","time":"2026-11-27T15:31:53.123456Z",
-     "tool":"update_lead","lead_id":"3f2b…","method":"PATCH","path":"leads/3f2b…","body":{"title":"CTO"},
-     "before":{"fields":{"title":"Manager"},"metadata":{},"metadata_absent":[]},"account":"5c1f0e9a27b4"}
-    {"v":1,"id":"20261127T153153.123456Z-9f3c1a","event":"outcome","time":"2026-11-27T15:31:53.201337Z",
-     "status":200,"outcome":"ok","detail":null,"after":{"fields":{"title":"CTO"},"metadata":{}}}
+"""The journal file (NEXOR_AUDIT_LOG): every write to Nexor on record before it is sent, and after.
 
 The intent line is written (and fsynced) before the request leaves; if it cannot be written the
 write is refused and nothing is sent (`JournalError`, which the client turns into
 `JournalUnwritable`). The outcome line follows the answer; if only that line fails, the write has
 happened, so its result is returned and the failure logged. Every string is masked with the
-request's secrets before it is written, and the account is a fingerprint, never the key.
+request's secrets before it is written, and the account is a fingerprint, never the key. The
+line format is `record`'s.
 
 Appends are safe across threads (a lock) and processes (O_APPEND, one `write()` per line, under
 an advisory file lock), so several processes (hosted workers, the `audit undo` command) may share
@@ -25,20 +18,30 @@ line from a newer version, an outcome without its intent are skipped and reporte
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import secrets as random_source
 import stat
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from nexor_mcp.audit.record import (
+    OUTCOMES,
+    Contents,
+    Entry,
+    Intent,
+    Outcome,
+    UndoRecord,
+    Written,
+    iso_time,
+    new_entry_id,
+    now,
+    read_line,
+)
 from nexor_mcp.config import open_regular_file
+from nexor_mcp.json_types import Json
 from nexor_mcp.masking import clean_json, may_need_masking
 
 try:
@@ -47,11 +50,8 @@ except ImportError:  # pragma: no cover - Windows: the thread lock and O_APPEND 
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from nexor_mcp.config import Secret, Settings
+    from nexor_mcp.config import Settings
 
-VERSION = 1
-OUTCOMES = ("ok", "accepted", "failed", "unknown")
-NO_OUTCOME = "unknown (no outcome recorded: the process may have died mid-request)"
 FILE_MODE = 0o600
 """The journal holds lead data (names, emails, message texts): readable by its owner only."""
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -59,8 +59,6 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 
 class JournalError(Exception):
@@ -70,28 +68,6 @@ class JournalError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
-
-
-def account_fingerprint(key: Secret | str | None) -> str | None:
-    """The first 12 hex digits of the key's SHA-256: tells accounts apart, cannot give the key back."""
-    if key is None:
-        return None
-    text = key if isinstance(key, str) else key.reveal()
-    return hashlib.sha256(text.encode()).hexdigest()[:12] if text else None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso_time(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def new_entry_id(when: datetime | None = None) -> str:
-    """Time first (so ids sort by time, to the microsecond), then 24 random bits."""
-    when = when or _now()
-    return when.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + random_source.token_hex(3)
 
 
 class Journal:
@@ -126,24 +102,20 @@ class Journal:
         method: str,
         path: str,
         body: Any,
-        before: Json | None,
+        before: UndoRecord | Json | None,
         account: str | None,
         secrets: tuple[str, ...] = (),
         undoes: str | None = None,
     ) -> str:
         """Record the intent to send a write; returns the entry id. Raises `JournalError` if the
         line could not be written: the caller must then not send the write."""
-        when = _now()
-        entry_id = new_entry_id(when)
-        record: Json = {
-            "v": VERSION, "id": entry_id, "event": "intent", "time": iso_time(when), "tool": tool,
-            "lead_id": lead_id, "method": method, "path": path, "body": body, "before": before,
-            "account": account,
-        }
-        if undoes is not None:
-            record["undoes"] = undoes
-        self._append(record, secrets, sync=self.fsync)
-        return entry_id
+        when = now()
+        intent = Intent(
+            id=new_entry_id(when), time=iso_time(when), tool=tool, lead_id=lead_id, method=method, path=path,
+            body=body, before=UndoRecord.read(before), account=account, undoes=undoes,
+        )
+        self._append(intent.as_json(), secrets, sync=self.fsync)
+        return intent.id
 
     def finish(
         self,
@@ -152,19 +124,16 @@ class Journal:
         status: int | None,
         outcome: str,
         detail: str | None,
-        after: Json | None = None,
+        after: Written | Json | None = None,
         secrets: tuple[str, ...] = (),
     ) -> None:
-        """Record how the write ended: `ok`, `accepted` (a 2xx whose answer could not be read),
-        `failed` (it certainly changed nothing) or `unknown` (it may have). `after`: what Nexor
-        answered for exactly what the write changed (None if it did not say). Raises `JournalError`."""
+        """Record how the write ended (see `Outcome`). `after`: what Nexor answered for exactly
+        what the write changed (None if it did not say). Raises `JournalError`."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        record: Json = {
-            "v": VERSION, "id": entry_id, "event": "outcome", "time": iso_time(_now()), "status": status,
-            "outcome": outcome, "detail": detail, "after": after,
-        }
-        self._append(record, secrets, sync=False)
+        line = Outcome(id=entry_id, time=iso_time(now()), status=status, outcome=outcome,
+                       detail=detail, after=Written.read(after))
+        self._append(line.as_json(), secrets, sync=False)
 
     def _append(self, record: Json, secrets: tuple[str, ...], *, sync: bool) -> None:
         # Masked and cleaned as a whole (clean_json also replaces lone surrogates, which UTF-8 cannot
@@ -270,51 +239,6 @@ def open_journal(settings: Settings) -> Journal | None:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Entry:
-    """One write: its intent line, joined with its outcome line if there is one."""
-
-    id: str
-    time: str
-    tool: str
-    lead_id: str | None
-    method: str
-    path: str
-    body: Any
-    before: Json | None
-    account: str | None
-    undoes: str | None
-    line: int
-    """Where its intent line is in the file (1-based): the order the writes were made in."""
-    outcome: str | None = None
-    status: int | None = None
-    detail: str | None = None
-    after: Json | None = None
-    finished: str | None = None
-
-    @property
-    def shown_outcome(self) -> str:
-        if self.outcome is None:
-            return NO_OUTCOME
-        return self.outcome + (f" (HTTP {self.status})" if self.status is not None else "")
-
-    def as_json(self) -> Json:
-        return {
-            "id": self.id, "time": self.time, "tool": self.tool, "lead_id": self.lead_id, "method": self.method,
-            "path": self.path, "body": self.body, "before": self.before, "account": self.account,
-            "undoes": self.undoes, "outcome": self.outcome if self.outcome is not None else "unknown",
-            "outcome_recorded": self.outcome is not None, "status": self.status, "detail": self.detail,
-            "after": self.after, "finished": self.finished,
-        }
-
-
-@dataclass
-class Contents:
-    entries: list[Entry] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    """Lines that were skipped, and why."""
-
-
 def read_journal(path: str | os.PathLike[str]) -> Contents:
     """Every entry in the file, in the order the intents were written. Raises `OSError` if the
     file cannot be read (`FileNotFoundError`: nothing has been journaled there yet;
@@ -324,7 +248,7 @@ def read_journal(path: str | os.PathLike[str]) -> Contents:
         return parse_lines(_bounded_lines(file))
 
 
-def _bounded_lines(file: Any) -> Iterator[bytes | None]:
+def _bounded_lines(file: BinaryIO) -> Iterator[bytes | None]:
     """The file's lines; None for a line longer than MAX_LINE_BYTES, which is never held whole."""
     while raw := file.readline(MAX_LINE_BYTES + 1):
         if len(raw) <= MAX_LINE_BYTES:
@@ -345,64 +269,32 @@ def parse_lines(lines: Iterable[bytes | None]) -> Contents:
             continue
         if not raw.strip():
             continue
-        complete = raw.endswith(b"\n")
         try:
             record = json.loads(raw)
         except ValueError:
-            why = "cut off (the process may have died while writing it)" if not complete else "not JSON"
+            why = "cut off (the process may have died while writing it)" if not raw.endswith(b"\n") else "not JSON"
             contents.problems.append(f"line {number}: {why}; skipped")
             continue
-        problem = _problem(record)
+        problem = _join(read_line(record), number, by_id, contents)
         if problem:
             contents.problems.append(f"line {number}: {problem}; skipped")
-            continue
-        if record["event"] == "intent":
-            if record["id"] in by_id:
-                contents.problems.append(f"line {number}: a second intent for entry {record['id']}; skipped")
-                continue
-            entry = Entry(
-                id=record["id"], time=record["time"], tool=record["tool"], lead_id=record.get("lead_id"),
-                method=record["method"], path=record["path"], body=record.get("body"),
-                before=record.get("before") if isinstance(record.get("before"), dict) else None,
-                account=record.get("account"), undoes=record.get("undoes"), line=number,
-            )
-            by_id[entry.id] = entry
-            contents.entries.append(entry)
-            continue
-        found = by_id.get(record["id"])
-        if found is None:
-            contents.problems.append(f"line {number}: an outcome for entry {record['id']}, whose intent is not "
-                                     "in the journal; skipped")
-        elif found.outcome is not None:
-            contents.problems.append(f"line {number}: a second outcome for entry {record['id']}; skipped")
-        else:
-            found.outcome = record["outcome"]
-            found.status = record.get("status") if isinstance(record.get("status"), int) else None
-            found.detail = record.get("detail") if isinstance(record.get("detail"), str) else None
-            found.after = record.get("after") if isinstance(record.get("after"), dict) else None
-            found.finished = record.get("time") if isinstance(record.get("time"), str) else None
     return contents
 
 
-def _problem(record: Any) -> str | None:
-    """Why a parsed line is not an entry line this version can use (None: it is)."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    version = record.get("v")
-    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-        return f"written by a newer nexor-mcp (journal format v{version}; this one reads v{VERSION})"
-    if version != VERSION:
-        return "not a journal line (no \"v\": 1)"
-    if not isinstance(record.get("id"), str) or not record["id"]:
-        return "no entry id"
-    event = record.get("event")
-    if event == "intent":
-        for name in ("time", "tool", "method", "path"):
-            if not isinstance(record.get(name), str):
-                return f"an intent without {name}"
+def _join(line: Intent | Outcome | str, number: int, by_id: dict[str, Entry], contents: Contents) -> str | None:
+    """Add an intent as an entry, or an outcome to its entry; returns why it cannot be (None: done)."""
+    if isinstance(line, str):
+        return line
+    if isinstance(line, Intent):
+        if line.id in by_id:
+            return f"a second intent for entry {line.id}"
+        entry = by_id[line.id] = Entry.of(line, number)
+        contents.entries.append(entry)
         return None
-    if event == "outcome":
-        if record.get("outcome") not in OUTCOMES:
-            return f"an outcome that is not one of {', '.join(OUTCOMES)}"
-        return None
-    return f"an unknown event {str(event)[:40]!r}"
+    found = by_id.get(line.id)
+    if found is None:
+        return f"an outcome for entry {line.id}, whose intent is not in the journal"
+    if found.outcome is not None:
+        return f"a second outcome for entry {line.id}"
+    found.finish(line)
+    return None
