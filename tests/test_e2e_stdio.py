@@ -490,11 +490,12 @@ async def test_an_answer_pydantic_cannot_encode_still_goes_out_as_valid_utf8() -
     from mcp.shared.message import SessionMessage
     from mcp_types import JSONRPCResponse
 
-    from nexor_mcp.stdio import Outbound, StdioTransport, _LoopWriter, _ThreadReader
+    from nexor_mcp.stdio.fds import LoopWriter, ThreadReader
+    from nexor_mcp.stdio.transport import Outbound, StdioTransport
 
     read_end, write_end = os.pipe()
     try:
-        transport = StdioTransport(_ThreadReader(read_end), _LoopWriter(write_end), drain_seconds=1.0)
+        transport = StdioTransport(ThreadReader(read_end), LoopWriter(write_end), drain_seconds=1.0)
         send, receive = anyio.create_memory_object_stream[Outbound](2)
         with anyio.fail_after(5):
             async with send:
@@ -520,9 +521,9 @@ async def test_the_poll_path_moves_more_than_a_pipe_holds_without_touching_the_f
     driven directly: 300 KB each way through 64 KB pipes, with the other end slow."""
     import threading
 
-    from nexor_mcp import stdio
+    from nexor_mcp.stdio import fds
 
-    monkeypatch.setattr(stdio, "_private_nonblocking", lambda fd, mode: None)
+    monkeypatch.setattr(fds, "private_nonblocking_reopen", lambda fd, mode: None)
     payload = bytes(range(256)) * 1200
     to_server_read, to_server_write = os.pipe()
     from_server_read, from_server_write = os.pipe()
@@ -538,7 +539,7 @@ async def test_the_poll_path_moves_more_than_a_pipe_holds_without_touching_the_f
 
     thread = threading.Thread(target=host, daemon=True)
     thread.start()
-    reader, writer = stdio._LoopReader(to_server_read), stdio._LoopWriter(from_server_write)
+    reader, writer = fds.LoopReader(to_server_read), fds.LoopWriter(from_server_write)
     try:
         assert reader.channel.describe() == writer.channel.describe() == "poll, then a bounded call"
         received = b""
