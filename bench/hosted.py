@@ -10,6 +10,9 @@ raw HTTP/1.1 keep-alive on asyncio sockets, one connection per concurrent caller
 `tools/call update_lead` JSON-RPC POSTs back to back: it costs ~0.1 ms of CPU per call, against
 ~1.5 ms for an httpx2 client (which would be the bottleneck on one core). Rounds alternate
 A/B/B/A so drift hits both servers alike.
+
+A third server in the same run is nexor-mcp with its other outbound sender (`nexor_mcp.client.SENDER`:
+the lean pool or httpx2), so the sender choice is measured against the same load and baseline.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import httpx2
 
+from nexor_mcp.client import SENDER
 from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY
 
 HERE = Path(__file__).parent
@@ -37,7 +41,14 @@ ROOT = HERE.parent
 LEAD = DEMO_LEAD_IDS[0]
 PROJECT = "nexor-mcp"
 BASELINE = "baseline"
-NAMES = (PROJECT, BASELINE)
+OTHER_SENDER = "httpx" if SENDER == "pool" else "pool"
+OTHER = f"{PROJECT} ({OTHER_SENDER})"
+"""nexor-mcp with the sender it does not use by default."""
+NAMES = (PROJECT, BASELINE, OTHER)
+WITH_SENDER = (
+    "import sys; import nexor_mcp.client as client; client.SENDER = sys.argv[1]; "
+    "from nexor_mcp.cli import main; sys.exit(main(sys.argv[2:]))"
+)
 PROTOCOL_VERSION = "2025-11-25"
 SECTION_BEGIN = "<!-- http: rewritten by `python -m bench --http` -->"
 SECTION_END = "<!-- /http -->"
@@ -135,11 +146,13 @@ class Served:
     def __init__(self, name: str, base_url: str, cpus: set[int], project_root: Path) -> None:
         self.name = name
         self.port = free_port()
-        root = project_root if name == PROJECT else ROOT
+        root = ROOT if name == BASELINE else project_root
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(root)}
+        serve = ["--base-url", base_url, "http", "--host", "127.0.0.1", "--port", str(self.port)]
         if name == PROJECT:
-            argv = [sys.executable, "-m", "nexor_mcp", "--base-url", base_url, "http",
-                    "--host", "127.0.0.1", "--port", str(self.port)]
+            argv = [sys.executable, "-m", "nexor_mcp", *serve]
+        elif name == OTHER:
+            argv = [sys.executable, "-c", WITH_SENDER, OTHER_SENDER, *serve]
         else:
             argv = [sys.executable, str(HERE / "baseline_http.py"), "--base-url", base_url, "--port", str(self.port)]
         self.process = spawn_pinned(argv, cpus, root, env)
@@ -367,7 +380,8 @@ class HttpBench:
                 self.reset(0.0)
                 drive(server.port, self.counts.warmup, 16)
             print(f"  {'API ms':>6} {'conc':>4} | {'calls/s':>17} {'p50 ms':>13} {'p99 ms':>15} "
-                  f"{'CPU ms/call':>11} {'busy':>9} {'RSS MiB':>11} {'err':>5} {'conns':>9}", flush=True)
+                  f"{'CPU ms/call':>11} {'busy':>9} {'RSS MiB':>11} {'err':>5} {'conns':>9} | {OTHER}: "
+                  "calls/s, p99 ms, CPU ms/call, err, conns", flush=True)
             print(f"  {'':>6} {'':>4} | {'nexor / base':>17} {'nexor / base':>13} {'nexor / base':>15} "
                   f"{'nexor/base':>11} {'n / b':>9} {'n / b':>11} {'n/b':>5} {'n / b':>9}", flush=True)
             for latency in self.latencies:
@@ -375,12 +389,13 @@ class HttpBench:
                     calls = self.counts.calls[(latency, concurrency)]
                     cells = {name: Cell() for name in NAMES}
                     for round_number in range(self.counts.rounds):
-                        for name in NAMES if round_number % 2 == 0 else NAMES[::-1]:
+                        for name in NAMES if round_number % 2 == 0 else NAMES[::-1]:  # A/B/C, C/B/A
                             self.round(servers[name], cells[name], latency, concurrency, calls)
                     self.cells[(latency, concurrency)] = cells
                     self.print_cell(latency, concurrency, cells)
             self.reset(0.0)
-            for name, server in servers.items() if self.counts.growth_calls else ():
+            for name in (PROJECT, BASELINE) if self.counts.growth_calls else ():
+                server = servers[name]
                 drive(server.port, self.counts.warmup, self.counts.growth_concurrency)
                 before = server.rss_mib()
                 load = drive(server.port, self.counts.growth_calls, self.counts.growth_concurrency)
@@ -401,14 +416,15 @@ class HttpBench:
 
     @staticmethod
     def print_cell(latency: float, concurrency: int, cells: dict[str, Cell]) -> None:
-        a, b = cells[PROJECT], cells[BASELINE]
+        a, b, c = cells[PROJECT], cells[BASELINE], cells[OTHER]
         print(
             f"  {latency * 1000:>6.0f} {concurrency:>4} | {a.rate:>7.0f} / {b.rate:<7.0f} "
             f"{statistics.median(a.latencies_ms or [0]):>5.1f} / {statistics.median(b.latencies_ms or [0]):<5.1f} "
             f"{percentile(a.latencies_ms, 0.99):>6.1f} / {percentile(b.latencies_ms, 0.99):<6.1f} "
             f"{a.cpu_ms_per_call:>4.2f}/{b.cpu_ms_per_call:<4.2f}  {a.busy:>3.0%}/{b.busy:<3.0%} "
             f"{a.rss_mib:>5.1f}/{b.rss_mib:<5.1f} {a.errors:>2}/{b.errors:<2} {a.connections:>4}/{b.connections:<4}"
-            f"  (load side busy {a.load_busy:.0%}/{b.load_busy:.0%}; "
+            f" | {c.rate:>5.0f} {percentile(c.latencies_ms, 0.99):>6.1f} {c.cpu_ms_per_call:>4.2f} {c.errors:>2} "
+            f"{c.connections:>4}  (load side busy {a.load_busy:.0%}/{b.load_busy:.0%}; "
             f"load gen {a.client_cpu_seconds * 1000 / max(1, a.calls):.2f} ms CPU/call)",
             flush=True,
         )
@@ -437,7 +453,7 @@ class HttpBench:
             if floor:
                 what += f" (the time above the API's {floor:.0f} ms)"
             checks.append((what, ratio <= 0.8, f"{ratio:.2f}×"))
-        errors = sum(cells[PROJECT].errors for cells in self.cells.values())
+        errors = sum(cells[name].errors for cells in self.cells.values() for name in (PROJECT, OTHER))
         checks.append(("zero errors", errors == 0, f"{errors}"))
         if PROJECT in self.growth:
             growth = self.growth[PROJECT]
@@ -495,11 +511,33 @@ class HttpBench:
             grown = (ga.after_mib - ga.before_mib, gb.after_mib - gb.before_mib)
             lines.append(f"| growth | {grown[0]:.2f} MiB | {grown[1]:.2f} MiB |")
             lines.append(f"| errors | {ga.errors} | {gb.errors} |")
+        lines += self.sender_table()
         lines += ["", "| target (same-run ratios) | met | measured |", "|---|---|---:|"]
         for what, met, measured in self.targets():
             lines.append(f"| {what} | {'yes' if met else '**no**'} | {measured} |")
         lines.append(SECTION_END)
         return "\n".join(lines) + "\n"
+
+
+    def sender_table(self) -> list[str]:
+        """nexor-mcp with each outbound sender, from the same rounds as the table above."""
+        pool, httpx = (PROJECT, OTHER) if SENDER == "pool" else (OTHER, PROJECT)
+        lines = [
+            "", f"nexor-mcp by outbound sender (`nexor_mcp.client.SENDER`; the default is {SENDER}), same rounds:", "",
+            "| API latency | concurrency | calls/s pool | calls/s httpx2 | × | p99 ms pool | p99 ms httpx2 | "
+            "CPU ms/call pool | CPU ms/call httpx2 | busy pool | busy httpx2 | conns pool | conns httpx2 | "
+            "errors pool | errors httpx2 |",
+            "|---:|---:|" + "---:|" * 13,
+        ]
+        for (latency, concurrency), cells in self.cells.items():
+            a, b = cells[pool], cells[httpx]
+            lines.append(
+                f"| {latency * 1000:.0f} ms | {concurrency} | {a.rate:.0f} | {b.rate:.0f} | "
+                f"{a.rate / b.rate if b.rate else 0:.2f}× | {percentile(a.latencies_ms, 0.99):.2f} | "
+                f"{percentile(b.latencies_ms, 0.99):.2f} | {a.cpu_ms_per_call:.2f} | {b.cpu_ms_per_call:.2f} | "
+                f"{a.busy:.0%} | {b.busy:.0%} | {a.connections} | {b.connections} | {a.errors} | {b.errors} |"
+            )
+        return lines
 
 
 def with_section(previous: str, section: str, notes_marker: str) -> str:
@@ -532,6 +570,8 @@ def run_http(quick: bool, out: Path, project_root: Path, latencies: tuple[float,
     with pinned_sandbox(load_cpus) as sandbox:
         bench = HttpBench(sandbox, counts, server_cpus, load_cpus, project_root, latencies, concurrencies)
         bench.run()
+    for line in bench.sender_table()[1:]:
+        print(line)
     failed = [(what, measured) for what, met, measured in bench.targets() if not met]
     print("targets: " + ("all met" if not failed else "not met: " + "; ".join(f"{w} ({m})" for w, m in failed)))
     if not quick:

@@ -6,10 +6,10 @@ turns a result or a `NexorError` into a tool result.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -18,13 +18,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
 
-from nexor_mcp import __version__, metrics, outbound
-from nexor_mcp.audit import Journal, JournalError, account_fingerprint
+from nexor_mcp import __version__, metrics, outbound, sender
+from nexor_mcp.account import account_fingerprint, account_id
+from nexor_mcp.audit import Journal, JournalError
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import (
     ApiConnectionError,
@@ -44,6 +45,7 @@ from nexor_mcp.errors import (
     status_error,
     writing,
 )
+from nexor_mcp.json_types import Json
 from nexor_mcp.masking import clean_text
 from nexor_mcp.retry import CallDeadline, RetryPolicy, current_deadline
 
@@ -63,7 +65,6 @@ MAX_RESPONSE_DEPTH = 64
 CONNECT_TIMEOUT_SECONDS = 10.0
 CHECK_NETWORK = "Check NEXOR_BASE_URL and the network, then try again."
 
-Json = dict[str, Any]
 OnRetry = Callable[[int, float, str], Awaitable[None]]
 """Told before each retry wait: the attempt that failed (1-based), the delay in seconds, the reason."""
 
@@ -95,38 +96,42 @@ class WouldSend(Exception):
         self.request = request
 
 
-class _Pool:
-    """The one connection pool of the process (`nexor_mcp.outbound`). It holds no credential: the
-    key goes on each request, so clients for different accounts can share it without sharing a key.
+SENDER: Literal["pool", "httpx"] = "pool"
+"""Which `sender.Sender` carries every Nexor request (bench/RESULTS.md, "The sender, measured again"). Not
+a setting: the benchmark switches it to measure both in one run."""
+
+
+class _SharedSender:
+    """The one sender of the process, made on first use (start-up stays fast). It holds no
+    credential: the key goes on each request, so clients for different accounts share it.
 
     `transport`: an httpx2 transport (`httpx2.MockTransport` in tests) that answers instead of the
-    network; requests still go through the pool's writer and parser."""
+    network, through `sender.HttpxSender`."""
 
     def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> None:
         self._settings = settings
         self._transport = transport
-        self.http: outbound.Pool | None = None
+        self._sender: sender.Sender | None = None
 
-    def client(self) -> outbound.Pool:
-        # Created on first use: start-up stays fast, and one pool serves every call of the process.
-        if self.http is None:
+    def get(self) -> sender.Sender:
+        if self._sender is None:
             base_url = self._settings.base_url
-            self.http = outbound.Pool(
-                base_url,
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
-                connect_timeout=min(self._settings.timeout_seconds, CONNECT_TIMEOUT_SECONDS),
-                # Up to 200 requests in flight, and up to 100 idle connections kept for reuse (taking
-                # one is O(1), unlike httpcore's pool, which checked every idle socket per request).
-                max_connections=200,
-                max_idle=100,
-                opener=outbound.transport_opener(self._transport, base_url) if self._transport else None,
-            )
-        return self.http
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+            connect_timeout = min(self._settings.timeout_seconds, CONNECT_TIMEOUT_SECONDS)
+            # Up to 200 requests in flight, and up to 100 idle connections kept for reuse.
+            if SENDER == "pool" and self._transport is None:
+                # An https:// or socks5:// proxy from the environment: httpx2 speaks those.
+                with contextlib.suppress(outbound.UnsupportedProxy):
+                    self._sender = outbound.Pool(base_url, headers=headers, connect_timeout=connect_timeout)
+            if self._sender is None:
+                self._sender = sender.HttpxSender(base_url, headers=headers, connect_timeout=connect_timeout,
+                                                  transport=self._transport)
+        return self._sender
 
     async def aclose(self) -> None:
-        if self.http is not None:
-            await self.http.aclose()
-            self.http = None
+        if self._sender is not None:
+            await self._sender.aclose()
+            self._sender = None
 
 
 class NexorClient:
@@ -135,7 +140,7 @@ class NexorClient:
     def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
         self._api_key = settings.api_key
-        self._pool = _Pool(settings, transport)
+        self._outbound = _SharedSender(settings, transport)
         self._policy = RetryPolicy(settings.max_retries)
         self._previewing = False
         self._audit: _Audit | None = None
@@ -185,10 +190,10 @@ class NexorClient:
     def account(self) -> str:
         """A one-way digest of the key (SHA-256, hex) that tells accounts apart without revealing
         the key: what confirmations are bound to and the audit journal records."""
-        return hashlib.sha256(self._api_key.reveal().encode()).hexdigest() if self._api_key else ""
+        return account_id(self._api_key)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self._outbound.aclose()
 
     async def get_lead(self, lead_id: str, on_retry: OnRetry | None = None) -> Json:
         """GET /leads/{id}; returns `{"lead": {...}, ...}` whichever shape Nexor used."""
@@ -524,7 +529,7 @@ class NexorClient:
         method, path, effect = request.method, request.path, request.effect
         started = time.perf_counter()
         try:
-            # A total deadline on top of httpx's per-phase timeouts: a server that trickles bytes
+            # A total deadline on top of the sender's connect timeout: a server that trickles bytes
             # cannot hold a call forever.
             with anyio.fail_after(self._settings.timeout_seconds):
                 status, response_headers, raw, complete = await self._exchange(request, content, headers)
@@ -533,7 +538,7 @@ class NexorClient:
             raise ApiTimeout(
                 f"Nexor at {self.base_url} did not answer within {self._settings.timeout_seconds:g} s. {effect.unknown}"
             ) from None
-        except outbound.SendFailed as exc:
+        except sender.SendFailed as exc:
             metrics.current.nexor_answer("connection_error")
             outcome = effect.unknown if exc.sent and effect.writes else CHECK_NETWORK
             raise ApiConnectionError(
@@ -583,7 +588,7 @@ class NexorClient:
         self, request: Request, content: bytes | None, headers: dict[str, str]
     ) -> tuple[int, Mapping[str, str], bytes, bool]:
         """Send one request; read at most MAX_RESPONSE_BYTES of the answer (False: it was cut)."""
-        answer = await self._pool.client().request(
+        answer = await self._outbound.get().send(
             request.method, request.path, query=request.query, headers=headers, body=content,
             max_body=MAX_RESPONSE_BYTES,
         )

@@ -1,6 +1,6 @@
-"""The one HTTP client of the process: a lean HTTP/1.1 keep-alive pool on asyncio streams.
+"""A `Sender` (nexor_mcp.sender) on asyncio streams: a lean HTTP/1.1 keep-alive pool.
 
-Both transports (stdio and hosted HTTP) send every Nexor request through `Pool.request`. It does
+`Pool.send` does
 only what calls to one JSON API need: one origin, HTTP/1.1, keep-alive, TLS with certificate
 verification, an HTTP proxy from the environment, gzip/deflate answers, and a cap on the body it
 reads. It never follows a redirect.
@@ -11,17 +11,8 @@ walks every pooled connection on each request, so a pool large enough to keep 64
 on reused connections made every call slower. This pool costs ~0.05 ms per exchange and keeps idle
 connections in a deque (O(1) to take and return one), so it can keep as many as are in use.
 
-What a caller relies on:
-
-- `SendFailed.sent` says whether the request may have reached Nexor: False only when no byte of it
-  was written (the connection could not be made, the proxy refused the tunnel, a header was
-  invalid). A write that may not be idempotent is never retried when it is True.
-- Timeouts: connecting has its own deadline and raises `TimeoutError`; the caller puts a total
-  deadline around the exchange (a cancelled exchange closes its connection, never reuses it).
-- `Answer.complete` is False when the body (after decompression) would pass `max_body`: nothing
-  more is read or inflated, so neither a large body nor a decompression bomb can take memory.
-- The pool holds no credential: the caller's headers (the key) go on one request and are never
-  kept, logged or put in an exception.
+It keeps the `Sender` contract (what "sent" means, timeouts, the body cap); a cancelled exchange
+closes its connection, never reuses it. It supports only http:// proxies and HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -36,51 +27,32 @@ import urllib.request
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
-if TYPE_CHECKING:
-    import httpx2
+import httpx2
 
-IDLE_SECONDS = 5.0
-"""How long an idle connection is kept (httpx2's default keep-alive expiry)."""
+from nexor_mcp import sender
+from nexor_mcp.sender import (
+    CLOSED,
+    IDLE_SECONDS,
+    NOT_HTTP,
+    OUT_OF_FILES,
+    REFUSED,
+    RESET,
+    RESET_SENDING,
+    UNTRUSTED,
+    Answer,
+    SendFailed,
+    check_headers,
+    decoded,
+)
+
 MAX_HEAD_BYTES = 64 * 1024
 """Status line and headers of an answer; longer is not valid HTTP for us (h11's limit too)."""
-REFUSED = "connection refused or host unreachable"
-CLOSED = "the connection was closed mid-response"
-RESET = "the connection was reset"
-RESET_SENDING = "the connection was reset while sending"
-NOT_HTTP = "the answer was not valid HTTP/1.1"
-UNTRUSTED = "its TLS certificate could not be verified"
-OUT_OF_FILES = (
-    "nexor-mcp has run out of file descriptors (too many open files), so no connection could be "
-    "opened; this is not a network problem: restart the server or raise its open-file limit"
-)
-_FORBIDDEN_IN_HEADERS = frozenset("\r\n\0")
-_PATH_SAFE = "/!$&'()*+,;=:@-._~%"
-
-
-class SendFailed(Exception):
-    """An exchange that failed without an answer. `reason` is for people (it holds no header value);
-    `sent` is False only when nothing of the request can have reached the server."""
-
-    def __init__(self, reason: str, *, sent: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.sent = sent
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    headers: Mapping[str, str]
-    """Lower-case names; a repeated header's values joined with ", "."""
-    body: bytes
-    complete: bool
-    """False: the body (decompressed) is larger than `max_body`, and `body` is empty."""
-
-
 class Reader(Protocol):
+    @property
+    def unread(self) -> int: ...
     async def readuntil(self, separator: bytes = ...) -> bytes: ...
     async def readexactly(self, n: int) -> bytes: ...
     async def read(self, n: int = ...) -> bytes: ...
@@ -109,11 +81,15 @@ class _Connection:
 
     def usable(self) -> bool:
         """Still open, and nothing arrived while idle (a late "408" would be read as the next
-        request's answer). asyncio has no public call for "bytes buffered", hence `_buffer`."""
-        return not (self.writer.is_closing() or self.reader.at_eof() or getattr(self.reader, "_buffer", None))
+        request's answer)."""
+        return not (self.writer.is_closing() or self.reader.at_eof() or self.reader.unread)
 
     def close(self) -> None:
         self.writer.close()
+
+
+class UnsupportedProxy(SendFailed):
+    """The environment names a proxy this pool cannot speak (https://, socks5://): httpx2 can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +129,7 @@ class Pool:
         self._prefix = url.path.rstrip("/") + "/"
         self._proxy = _proxy_for(url.scheme, self._host) if opener is None else None
         self._fixed = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        _check_headers(headers)
+        check_headers(headers)
         self._connect_timeout = connect_timeout
         self._open: Opener = opener or _open_tcp
         self._ssl: ssl.SSLContext | None = _ssl_context() if self._tls else None
@@ -164,7 +140,7 @@ class Pool:
     def __repr__(self) -> str:
         return f"Pool({self._origin!r}, idle={len(self._idle)})"
 
-    async def request(
+    async def send(
         self,
         method: str,
         path: str,
@@ -175,10 +151,8 @@ class Pool:
         max_body: int,
     ) -> Answer:
         """`method` `base_url/path?query`, with `headers` on this request only."""
-        _check_headers(headers)
-        target = self._prefix + quote(path, safe=_PATH_SAFE)
-        if query:
-            target += "?" + urlencode(query)  # form encoding, byte for byte as httpx2 encodes params
+        check_headers(headers)
+        target = sender.target(self._prefix, path, query)
         if self._proxy is not None and not self._tls:
             target = self._origin + target  # a forward proxy takes the absolute form
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {self._authority}\r\n", self._fixed]
@@ -337,24 +311,8 @@ async def _read_body(
             raw += chunk
             if len(raw) > max_body:
                 return b"", False, False
-    body, complete = _decoded(bytes(raw), headers.get("content-encoding", ""), max_body)
+    body, complete = decoded(bytes(raw), headers.get("content-encoding", ""), max_body)
     return body, complete, framed
-
-
-def _decoded(raw: bytes, encoding: str, max_body: int) -> tuple[bytes, bool]:
-    """The body with gzip/deflate undone (innermost last), never inflated past `max_body` bytes.
-    Codings we did not ask for are left as they are, as httpx2 leaves them."""
-    for coding in reversed([token.strip().lower() for token in encoding.split(",") if token.strip()]):
-        if coding in ("gzip", "x-gzip"):
-            inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        elif coding == "deflate":  # zlib-wrapped as the spec says, or raw as some servers send it
-            inflater = zlib.decompressobj(zlib.MAX_WBITS if raw[:1] == b"\x78" else -zlib.MAX_WBITS)
-        else:
-            continue
-        raw = inflater.decompress(raw, max_body + 1)
-        if len(raw) > max_body or inflater.unconsumed_tail:
-            return b"", False
-    return raw, True
 
 
 async def _tunnel(reader: Reader, writer: Writer, authority: str, authorization: str | None) -> None:
@@ -372,22 +330,48 @@ async def _tunnel(reader: Reader, writer: Writer, authority: str, authorization:
         raise SendFailed(f"ProxyError: the proxy from the environment answered HTTP {status}", sent=False)
 
 
-def _check_headers(headers: Mapping[str, str]) -> None:
-    """A line break in a header would let it write its own headers: refused before sending."""
-    for name, value in headers.items():
-        if not _FORBIDDEN_IN_HEADERS.isdisjoint(name + value) or not (name + value).isascii():
-            raise SendFailed("a request header held a line break or a non-ASCII character", sent=False)
+class _CountingReader(asyncio.StreamReader):
+    """A StreamReader that knows how many bytes wait unread: asyncio has no public call for that."""
+
+    fed = 0
+    taken = 0
+
+    @property
+    def unread(self) -> int:
+        return self.fed - self.taken
+
+    def feed_data(self, data: bytes) -> None:  # type: ignore[override]  # asyncio feeds bytes
+        self.fed += len(data)
+        super().feed_data(data)
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:  # type: ignore[override]
+        data = await super().readuntil(separator)
+        self.taken += len(data)
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        data = await super().readexactly(n)
+        self.taken += len(data)
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await super().read(n)
+        self.taken += len(data)
+        return data
 
 
 async def _open_tcp(host: str, port: int) -> tuple[Reader, Writer]:
-    return await asyncio.open_connection(host, port, limit=MAX_HEAD_BYTES)
+    """`asyncio.open_connection`, with a reader that counts what it has not yet handed out."""
+    loop = asyncio.get_running_loop()
+    reader = _CountingReader(limit=MAX_HEAD_BYTES, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(lambda: protocol, host, port)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
 def _ssl_context() -> ssl.SSLContext:
     """The same trust as httpx2 (the SDK's client): the system store, or SSL_CERT_FILE / SSL_CERT_DIR;
     certificates and host names are always verified."""
-    import httpx2
-
     context = httpx2.create_ssl_context()
     context.set_alpn_protocols(["http/1.1"])
     return context
@@ -402,8 +386,8 @@ def _proxy_for(scheme: str, host: str) -> _Proxy | None:
         return None
     url = urlsplit(address if "://" in address else f"http://{address}")
     if url.scheme != "http" or not url.hostname:
-        raise SendFailed(
-            f"ProxyError: the {scheme} proxy set in the environment is {url.scheme}://, but nexor-mcp "
+        raise UnsupportedProxy(
+            f"ProxyError: the {scheme} proxy set in the environment is {url.scheme}://, but this pool "
             "supports only http:// proxies (set NO_PROXY for the Nexor host to go direct)",
             sent=False,
         )
@@ -412,76 +396,3 @@ def _proxy_for(scheme: str, host: str) -> _Proxy | None:
         pair = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
         authorization = "Basic " + base64.b64encode(pair).decode()
     return _Proxy(url.hostname, url.port or 80, authorization)
-
-
-# --- a stand-in for the network in tests ----------------------------------------------------------
-
-
-def transport_opener(transport: httpx2.AsyncBaseTransport, base_url: str) -> Opener:
-    """An `Opener` whose connections are answered by an httpx2 transport (`httpx2.MockTransport` in
-    unit tests) instead of a server: the request still goes through this module's writer and
-    parser. An httpx2 error the transport raises becomes the socket failure it stands for."""
-
-    async def open_connection(host: str, port: int) -> tuple[Reader, Writer]:
-        reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES)
-        return reader, _TransportWriter(transport, base_url, reader)
-
-    return open_connection
-
-
-class _TransportWriter:
-    def __init__(self, transport: httpx2.AsyncBaseTransport, base_url: str, reader: asyncio.StreamReader) -> None:
-        self._transport = transport
-        self._origin = "{0.scheme}://{0.netloc}".format(urlsplit(base_url))
-        self._reader = reader
-        self._sent = bytearray()
-        self._closed = False
-
-    def write(self, data: bytes) -> None:
-        self._sent += data
-
-    async def drain(self) -> None:
-        import httpx2
-
-        head, _, body = bytes(self._sent).partition(b"\r\n\r\n")
-        self._sent.clear()
-        request_line, *lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = request_line.split(" ")
-        headers = [(name, value) for name, _, value in (line.partition(": ") for line in lines)]
-        request = httpx2.Request(method, self._origin + target, headers=headers, content=body)
-        try:
-            response = await self._transport.handle_async_request(request)
-            stream: Any = response.stream
-            raw = b"".join([chunk async for chunk in stream])
-        except httpx2.ConnectError:
-            raise SendFailed(REFUSED, sent=False) from None
-        except httpx2.ProxyError:
-            raise SendFailed("ProxyError: the proxy refused the connection", sent=False) from None
-        except httpx2.TimeoutException:
-            raise TimeoutError from None
-        except httpx2.WriteError:
-            raise BrokenPipeError from None
-        except httpx2.ReadError:
-            self._reader.set_exception(ConnectionResetError())
-            return
-        except httpx2.RemoteProtocolError:
-            self._reader.feed_eof()
-            return
-        self._reader.feed_data(_response_bytes(response, raw))
-
-    def close(self) -> None:
-        self._closed = True
-
-    def is_closing(self) -> bool:
-        return self._closed
-
-    async def start_tls(self, sslcontext: ssl.SSLContext, *, server_hostname: str | None = None) -> None:
-        return None
-
-
-def _response_bytes(response: Any, raw: bytes) -> bytes:
-    lines = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n"]
-    lines += [f"{name}: {value}\r\n" for name, value in response.headers.multi_items()
-              if name.lower() not in ("content-length", "transfer-encoding")]
-    lines.append(f"Content-Length: {len(raw)}\r\n\r\n")
-    return "".join(lines).encode("latin-1") + raw
