@@ -42,8 +42,8 @@ from mcp.types import (
 from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
-from nexor_mcp.client import Json
 from nexor_mcp.config import SECRET_ENV, Secret
+from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import quote, visible
 from nexor_mcp.retry import waiting_for_person
 

@@ -24,9 +24,10 @@ from mcp.server import ServerRequestContext
 from mcp.types import CallToolRequestParams
 from pydantic import MISSING
 
-from nexor_mcp.client import Json, NexorClient, OnRetry, Request, WouldSend
+from nexor_mcp.client import NexorClient, OnRetry, Request, WouldSend
 from nexor_mcp.config import Settings
 from nexor_mcp.confirm import Go, Pending, Sealer, Stop, ask, question_text, token_offer, way
+from nexor_mcp.json_types import Json
 from nexor_mcp.masking import clean_text, redact
 from nexor_mcp.quoting import quote, visible
 from nexor_mcp.tools.preview import ABSENT, Facts, Preview, change_line, same

@@ -26,10 +26,11 @@ from mcp.types import (
 )
 
 from nexor_mcp import __version__, metrics
-from nexor_mcp.client import Json, NexorClient
+from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Settings
 from nexor_mcp.confirm import Pending
 from nexor_mcp.errors import NexorError
+from nexor_mcp.json_types import Json
 from nexor_mcp.masking import clean_json, clean_text, may_need_masking, redact
 from nexor_mcp.retry import CallDeadline, InputEnd, current_deadline
 from nexor_mcp.safety import Reply, WriteSafety, pending_text

@@ -18,8 +18,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from nexor_mcp.json_types import Json
 from nexor_mcp.sandbox import automation, leads, tags, timeline
-from nexor_mcp.sandbox.common import Call, Invalid, Json, Reply
+from nexor_mcp.sandbox.common import Call, Invalid, Reply
 from nexor_mcp.sandbox.recording import (
     MAX_RECORDED_BODY,
     MAX_RECORDED_BYTES,

@@ -3,10 +3,10 @@ stop/resume (human takeover), POST /leads/{id}/assign-workflow and POST /leads/{
 
 from __future__ import annotations
 
+from nexor_mcp.json_types import Json
 from nexor_mcp.sandbox.common import (
     Call,
     Invalid,
-    Json,
     Reply,
     is_uuid,
     json_object,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nexor_mcp.json_types import Json
 from nexor_mcp.sandbox.common import (
     EMAIL,
     Call,
     Invalid,
-    Json,
     Reply,
     is_uuid,
     json_object,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from types import TracebackType
 
 import uvicorn
 
+from nexor_mcp.listening import BACKLOG, listening_socket
 from nexor_mcp.sandbox.api import PREFIX, SandboxApi
 
 
@@ -28,12 +28,7 @@ class SandboxServer:
         return f"http://{self.host}:{self.port}{PREFIX}"
 
     def start(self) -> str:
-        # IPPROTO_TCP, not 0: with proto 0 asyncio skips TCP_NODELAY on accepted connections and
-        # every keep-alive request waits ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(1024)
+        sock = listening_socket(self.host, self.port, ipv6=False)
         self.port = sock.getsockname()[1]
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -43,7 +38,7 @@ class SandboxServer:
             log_config=None,
             access_log=False,
             timeout_keep_alive=60,
-            backlog=1024,
+            backlog=BACKLOG,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

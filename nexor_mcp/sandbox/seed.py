@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nexor_mcp.sandbox.common import Json, iso, now
+from nexor_mcp.json_types import Json
+from nexor_mcp.sandbox.common import iso, now
 
 CAMPAIGNS = {
     "0b7e2d4c-5f61-4a8e-9c3b-2a1d0e9f8b7c": "Q4 Outbound",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from nexor_mcp.json_types import Json
 from nexor_mcp.rules import tag_slug
-from nexor_mcp.sandbox.common import Call, Invalid, Json, Reply, is_uuid, json_object, now, query_params, validation
+from nexor_mcp.sandbox.common import Call, Invalid, Reply, is_uuid, json_object, now, query_params, validation
 from nexor_mcp.sandbox.leads import find_lead, tag_views
 from nexor_mcp.sandbox.seed import State, copy_of
 

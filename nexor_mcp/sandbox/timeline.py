@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from nexor_mcp.json_types import Json
 from nexor_mcp.sandbox.common import (
     EMAIL,
     Call,
     Invalid,
-    Json,
     Reply,
     comma_list,
     iso,

@@ -8,7 +8,8 @@ from typing import TypeVar
 
 from pydantic import MISSING, Field
 
-from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.client import NexorClient, OnRetry
+from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import quote
 from nexor_mcp.tools.arguments import InvalidArguments, Problem, UnknownArgumentHints
 from nexor_mcp.tools.fields import FreeText, Text, Uuid, confirmation, dry_run

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import MISSING, Field, model_validator
 
-from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.client import NexorClient, OnRetry
+from nexor_mcp.json_types import Json
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Email, FreeText, Text, Timestamp, TimeZone, Uuid, problem
 from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH

@@ -7,8 +7,9 @@ from typing import Annotated, Any, Self
 
 from pydantic import MISSING, Field, PlainValidator, ValidationInfo, WithJsonSchema, model_validator
 
-from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.errors import NexorError
+from nexor_mcp.json_types import Json
 from nexor_mcp.tools.arguments import UnknownArgumentHints, preview, shown_name
 from nexor_mcp.tools.fields import (
     MAX_BODY_BYTES,

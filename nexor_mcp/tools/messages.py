@@ -6,8 +6,9 @@ from typing import Any, Literal, Self
 
 from pydantic import MISSING, Field, model_validator
 
-from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.errors import NexorError
+from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import block, one_line, quote
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.automation import RunArguments, run_workflow, sent_workflow_id, with_run_workflow

@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 from mcp.types import Tool, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.client import NexorClient, OnRetry
+from nexor_mcp.json_types import Json
 from nexor_mcp.tools.arguments import InvalidArguments, UnknownArgumentHints, render
 from nexor_mcp.tools.preview import Previewer
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from pydantic import MISSING, Field
 
-from nexor_mcp.client import Json, NexorClient, OnRetry
+from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.errors import NexorError
+from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import quote
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Text, Timestamp, Uuid, dry_run, if_unchanged_since
