@@ -48,6 +48,7 @@ from nexor_mcp.errors import (
 from nexor_mcp.json_types import Json
 from nexor_mcp.masking import clean_text
 from nexor_mcp.retry import CallDeadline, RetryPolicy, current_deadline
+from nexor_mcp.rules import is_idempotent
 
 if TYPE_CHECKING:
     import httpx2
@@ -74,12 +75,14 @@ class Request:
     """One call to Nexor, with what the retry policy and the error wording need to know about it.
 
     `idempotent`: sending it twice has the effect of sending it once (Nexor's side), so a failure
-    that may pass is retried; anything else is sent at most once.
+    that may pass is retried; anything else is sent at most once. A write's comes from
+    `rules.is_idempotent` (which sees the body), the one declaration a tool's idempotentHint also reads.
     """
 
     method: str
     path: str
     effect: Effect
+    _: dataclasses.KW_ONLY
     idempotent: bool
     body: Json | None = None
     query: Mapping[str, str] | None = None
@@ -212,7 +215,8 @@ class NexorClient:
         never as a failure that would invite the agent to send the write again.
         """
         request = Request(
-            "PATCH", f"leads/{lead_id}", lead_effect(lead_id, writes=True), idempotent=True, body=changes
+            "PATCH", f"leads/{lead_id}", lead_effect(lead_id, writes=True),
+            idempotent=is_idempotent("PATCH /leads/{id}", changes), body=changes,
         )
         return await self._write(
             request, on_retry, _lead_result, "update", "call get_lead to see the current state", lead=True
@@ -227,7 +231,9 @@ class NexorClient:
         query = {"limit": str(limit), "offset": str(offset)}
         if channels:
             query["channel"] = ",".join(channels)
-        request = Request("GET", f"leads/{lead_id}/history", lead_effect(lead_id, writes=False), True, query=query)
+        request = Request(
+            "GET", f"leads/{lead_id}/history", lead_effect(lead_id, writes=False), idempotent=True, query=query
+        )
         status, body = await self.send(request, on_retry)
         history = _list_in(status, body, "history")
         lead = body.get("lead")
@@ -242,7 +248,9 @@ class NexorClient:
     ) -> Json:
         """GET /leads/{id}/meetings, most recent first."""
         query = {"status": ",".join(statuses)} if statuses else None
-        request = Request("GET", f"leads/{lead_id}/meetings", lead_effect(lead_id, writes=False), True, query=query)
+        request = Request(
+            "GET", f"leads/{lead_id}/meetings", lead_effect(lead_id, writes=False), idempotent=True, query=query
+        )
         status, body = await self.send(request, on_retry)
         return {"meetings": _list_in(status, body, "meetings")}
 
@@ -251,7 +259,9 @@ class NexorClient:
     ) -> Json:
         """GET /leads/{id}/is_paused: whether a human has taken over (the AI is stopped)."""
         query = {"workflow_id": workflow_id} if workflow_id else None
-        request = Request("GET", f"leads/{lead_id}/is_paused", lead_effect(lead_id, writes=False), True, query=query)
+        request = Request(
+            "GET", f"leads/{lead_id}/is_paused", lead_effect(lead_id, writes=False), idempotent=True, query=query
+        )
         status, body = await self.send(request, on_retry)
         paused = body.get("paused")
         if not isinstance(paused, bool):
@@ -261,13 +271,15 @@ class NexorClient:
     async def list_tags(self, search: str | None, on_retry: OnRetry | None = None) -> Json:
         """GET /tags (Nexor answers `{"data": [...]}`)."""
         query = {"search": search} if search else None
-        request = Request("GET", "tags", reading("Nexor found no tags endpoint", CHECK_BASE_URL), True, query=query)
+        request = Request(
+            "GET", "tags", reading("Nexor found no tags endpoint", CHECK_BASE_URL), idempotent=True, query=query
+        )
         status, body = await self.send(request, on_retry)
         return {"tags": _list_in(status, body, "data", "tags")}
 
     async def get_lead_tags(self, lead_id: str, on_retry: OnRetry | None = None) -> Json:
         """GET /leads/{id}/tags (`{"data": [{id, name, slug}]}`): for a lead whose answer has no `tags`."""
-        request = Request("GET", f"leads/{lead_id}/tags", lead_effect(lead_id, writes=False), True)
+        request = Request("GET", f"leads/{lead_id}/tags", lead_effect(lead_id, writes=False), idempotent=True)
         status, body = await self.send(request, on_retry)
         return {"tags": _list_in(status, body, "data", "tags")}
 
@@ -277,14 +289,15 @@ class NexorClient:
         """GET /templates: the WhatsApp templates synced from Meta."""
         query = {key: value for key, value in (("status", template_status), ("category", category)) if value}
         effect = reading("Nexor found no templates endpoint", CHECK_BASE_URL)
-        status, body = await self.send(Request("GET", "templates", effect, True, query=query or None), on_retry)
+        request = Request("GET", "templates", effect, idempotent=True, query=query or None)
+        status, body = await self.send(request, on_retry)
         return {"templates": _list_in(status, body, "templates", "data")}
 
     async def list_workflows(self, on_retry: OnRetry | None = None) -> Json:
         """GET /workflows: documented only by reference, so whatever JSON comes back (an object, a
         bare list, anything) is passed through under `workflows`."""
         effect = reading("Nexor found no workflows endpoint", CHECK_BASE_URL)
-        request = Request("GET", "workflows", effect, True, any_json_under="workflows")
+        request = Request("GET", "workflows", effect, idempotent=True, any_json_under="workflows")
         _, body = await self.send(request, on_retry)
         for key in ("workflows", "data"):
             if key in body:
@@ -295,32 +308,36 @@ class NexorClient:
 
     async def create_lead(self, lead: Json, on_retry: OnRetry | None = None) -> Json:
         """POST /leads with one lead. Never retried: Nexor does not deduplicate leads."""
+        idempotent = is_idempotent("POST /leads", lead)
         effect = writing(
-            "Nexor found no leads endpoint", CHECK_BASE_URL, action="lead creation", idempotent=False,
+            "Nexor found no leads endpoint", CHECK_BASE_URL, action="lead creation", idempotent=idempotent,
             verify="ask the user to look for the lead in Nexor (a duplicate would be a second lead)",
         )
         return await self._write(
-            Request("POST", "leads", effect, False, body=lead), on_retry, _lead_result,
+            Request("POST", "leads", effect, idempotent=idempotent, body=lead), on_retry, _lead_result,
             "lead creation", "its id could not be read, so ask the user to find the new lead in Nexor", lead=True,
         )
 
     async def add_lead_tags(self, lead_id: str, tag_ids: list[str], on_retry: OnRetry | None = None) -> Json:
         """POST /leads/{id}/tags with `tagIds`: tags already on the lead are skipped, so it is idempotent."""
+        idempotent = is_idempotent("POST /leads/{id}/tags", {"tagIds": tag_ids})
         effect = _lead_write(
-            lead_id, "tagging", idempotent=True, verify="list the lead's tags with get_lead",
+            lead_id, "tagging", idempotent=idempotent, verify="list the lead's tags with get_lead",
             also="a tag id is not in this account", check="Check the lead_id and the tag ids (list_tags lists them)",
         )
         return await self._write(
-            Request("POST", f"leads/{lead_id}/tags", effect, True, body={"tagIds": tag_ids}), on_retry,
+            Request("POST", f"leads/{lead_id}/tags", effect, idempotent=idempotent, body={"tagIds": tag_ids}), on_retry,
             lambda status, body: {"tags": _list_in(status, body, "data", "tags")},
             "tagging", "call get_lead to see the lead's tags",
         )
 
     async def set_lead_tags(self, lead_id: str, tags: list[str], on_retry: OnRetry | None = None) -> Json:
         """PUT /leads/tags: the lead's whole tag set becomes `tags` (names; missing ones are created)."""
-        effect = _lead_write(lead_id, "tag change", idempotent=True, verify="read the lead's tags with get_lead")
+        tag_set: Json = {"lead_id": lead_id, "tags": tags}
+        idempotent = is_idempotent("PUT /leads/tags", tag_set)
+        effect = _lead_write(lead_id, "tag change", idempotent=idempotent, verify="read the lead's tags with get_lead")
         return await self._write(
-            Request("PUT", "leads/tags", effect, True, body={"lead_id": lead_id, "tags": tags}), on_retry,
+            Request("PUT", "leads/tags", effect, idempotent=idempotent, body=tag_set), on_retry,
             lambda status, body: {
                 "tags": _list_in(status, body, "tags"),
                 "added": _optional_list(body, "added"),
@@ -341,23 +358,24 @@ class NexorClient:
         return await self._automation(lead_id, "resume", body, "resume", on_retry)
 
     async def _automation(self, lead_id: str, verb: str, body: Json, action: str, on_retry: OnRetry | None) -> Json:
+        idempotent = is_idempotent(f"POST /leads/{{id}}/automation/{verb}", body)
         effect = writing(
             "Nexor found no active workflow run for this lead and workflow", AUTOMATION_CHECK,
-            action=action, idempotent=True, verify="check with get_automation_status",
+            action=action, idempotent=idempotent, verify="check with get_automation_status",
         )
-        request = Request("POST", f"leads/{lead_id}/automation/{verb}", effect, True, body=body)
+        request = Request("POST", f"leads/{lead_id}/automation/{verb}", effect, idempotent=idempotent, body=body)
         return await self._write(request, on_retry, _passed_through, action, "call get_automation_status to see it")
 
     async def record_meeting(self, meeting: Json, on_retry: OnRetry | None = None) -> Json:
         """POST /meetings: a meeting booked outside Nexor. Retried only when Nexor can deduplicate it
         (an external calendar provider and event id were given)."""
-        idempotent = bool(meeting.get("external_calendar_provider") and meeting.get("external_event_id"))
+        idempotent = is_idempotent("POST /meetings", meeting)
         effect = writing(
             f"No lead with id {meeting.get('lead_id')} exists in this Nexor account",
             "Check the lead_id (create the lead first if it is new)",
             action="meeting", idempotent=idempotent, verify="list the lead's meetings with get_lead_meetings",
         )
-        request = Request("POST", "meetings", effect, idempotent, body=meeting)
+        request = Request("POST", "meetings", effect, idempotent=idempotent, body=meeting)
         return await self._write(request, on_retry, _passed_through, "meeting", "call get_lead_meetings to see it")
 
     async def assign_workflow(
@@ -367,33 +385,36 @@ class NexorClient:
         body: Json = {"workflowId": workflow_id}
         if reason is not None:
             body["reason"] = reason
+        idempotent = is_idempotent("POST /leads/{id}/assign-workflow", body)
         effect = _lead_write(
-            lead_id, "workflow assignment", idempotent=False, verify="read the lead with get_lead",
+            lead_id, "workflow assignment", idempotent=idempotent, verify="read the lead with get_lead",
             also="the workflow is not in this account",
             check="Check the lead_id and the workflow_id (list_workflows lists them)",
         )
-        request = Request("POST", f"leads/{lead_id}/assign-workflow", effect, False, body=body)
+        request = Request("POST", f"leads/{lead_id}/assign-workflow", effect, idempotent=idempotent, body=body)
         return await self._write(request, on_retry, _passed_through, "workflow assignment", LEAD_RUN_STEP)
 
     async def set_lead_status(self, lead_id: str, body: Json, on_retry: OnRetry | None = None) -> Json:
         """POST /leads/{id}/status. Setting the status it already has changes nothing: idempotent."""
+        idempotent = is_idempotent("POST /leads/{id}/status", body)
         effect = _lead_write(
-            lead_id, "status change", idempotent=True, verify="read the lead with get_lead",
+            lead_id, "status change", idempotent=idempotent, verify="read the lead with get_lead",
             also="the lead has no active workflow run",
             check="Check the lead_id; its status lives in an active workflow run (get_lead shows it, "
             "assign_workflow enrolls one)",
         )
-        request = Request("POST", f"leads/{lead_id}/status", effect, True, body=body)
+        request = Request("POST", f"leads/{lead_id}/status", effect, idempotent=idempotent, body=body)
         return await self._write(request, on_retry, _passed_through, "status change", LEAD_RUN_STEP)
 
     async def send_message(self, message: Json, on_retry: OnRetry | None = None) -> Json:
         """POST /messages: contacts a real person. Never retried: a retry could send it twice."""
+        idempotent = is_idempotent("POST /messages", message)
         effect = writing(
             f"No lead with id {message.get('lead_id')} (or no such workflow) exists in this Nexor account",
             "Check lead_id and workflow_id",
-            action="message", idempotent=False, verify="read the conversation with get_lead_history",
+            action="message", idempotent=idempotent, verify="read the conversation with get_lead_history",
         )
-        request = Request("POST", "messages", effect, False, body=message)
+        request = Request("POST", "messages", effect, idempotent=idempotent, body=message)
         return await self._write(request, on_retry, _passed_through, "message", "call get_lead_history to see it")
 
     async def _write(
@@ -532,7 +553,7 @@ class NexorClient:
             # A total deadline on top of the sender's connect timeout: a server that trickles bytes
             # cannot hold a call forever.
             with anyio.fail_after(self._settings.timeout_seconds):
-                status, response_headers, raw, complete = await self._exchange(request, content, headers)
+                status, response_headers, raw, complete = await self._send_capped(request, content, headers)
         except TimeoutError:
             metrics.current.nexor_answer("timeout")
             raise ApiTimeout(
@@ -584,7 +605,7 @@ class NexorClient:
     def _secrets(self) -> tuple[str, ...]:
         return (self._api_key.reveal(),) if self._api_key else ()
 
-    async def _exchange(
+    async def _send_capped(
         self, request: Request, content: bytes | None, headers: dict[str, str]
     ) -> tuple[int, Mapping[str, str], bytes, bool]:
         """Send one request; read at most MAX_RESPONSE_BYTES of the answer (False: it was cut)."""

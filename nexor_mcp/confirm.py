@@ -54,8 +54,10 @@ TOKEN_SECONDS = 300
 ELICIT_TIMEOUT_SECONDS = 300.0
 """How long a live elicitation waits for the person before it counts as no."""
 MRTR_VERSION = "2026-07-28"
-TOKEN_PURPOSE = "c1"
-"""The first part of a two-step confirmation token (`q1` seals a 2026-07-28 round trip)."""
+CONFIRMATION_PURPOSE = "c1"
+"""What a two-step confirmation token is for; sealed into it, so the literal stays (tokens in flight stay valid)."""
+ROUND_TRIP_PURPOSE = "q1"
+"""What the `requestState` of a 2026-07-28 round trip is for; sealed the same way, literal kept."""
 QUESTION_KEY = "confirm"
 FORM: dict[str, Any] = {
     "type": "object",
@@ -177,7 +179,7 @@ def way(ctx: ServerRequestContext[Any], *, elicit: bool = True) -> Way:
 def token_offer(sealer: Sealer, tool: str, arguments: Json, account: str, question: str) -> Json:
     """What the token way hands the model: the token, how long it lasts and the question to show."""
     return {
-        "confirmation": sealer.issue(TOKEN_PURPOSE, tool, arguments, account),
+        "confirmation": sealer.issue(CONFIRMATION_PURPOSE, tool, arguments, account),
         "expires_in_seconds": TOKEN_SECONDS,
         "question": question,
     }
@@ -198,7 +200,7 @@ async def ask(
     """Get a person's yes for this call by the best way the client offers (see the module doc);
     `elicit=False` always takes the token way (NEXOR_CONFIRM_VIA=token)."""
     if token is not None:
-        refused = sealer.check(token, TOKEN_PURPOSE, tool, arguments, account)
+        refused = sealer.check(token, CONFIRMATION_PURPOSE, tool, arguments, account)
         if refused:
             return Stop(f"Not sent: the confirmation was refused because {refused}. Nothing was sent. "
                         "Call again without confirmation to get a fresh preview, show it to the user and ask.")
@@ -231,13 +233,13 @@ def _round_trip(
     if params.request_state is None and not params.input_responses:  # the first call: ask
         request = ElicitRequest(params=ElicitRequestFormParams(message=question, requested_schema=FORM))
         return Pending(InputRequiredResult(
-            input_requests={QUESTION_KEY: request}, request_state=sealer.issue("q1", tool, bound, account)
+            input_requests={QUESTION_KEY: request}, request_state=sealer.issue(ROUND_TRIP_PURPOSE, tool, bound, account)
         ))
     # The call came back: from here on only a well-formed, sealed yes goes; anything else is a no.
     if params.request_state is None:
         return Stop("Not sent: the answer to the confirmation came back without its requestState, so it "
                     "cannot be checked. Nothing was sent.")
-    refused = sealer.check(params.request_state, "q1", tool, bound, account)
+    refused = sealer.check(params.request_state, ROUND_TRIP_PURPOSE, tool, bound, account)
     if refused:
         return Stop(f"Not sent: the confirmation could not be checked because {refused}. Nothing was sent.")
     answer = (params.input_responses or {}).get(QUESTION_KEY)

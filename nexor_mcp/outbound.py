@@ -167,7 +167,7 @@ class Pool:
             connection = await self._connection()
             reusable = False
             try:
-                answer, reusable = await _exchange(connection, data, method, max_body)
+                answer, reusable = await _write_and_read(connection, data, method, max_body)
             finally:
                 if reusable:
                     self._release(connection)
@@ -219,7 +219,7 @@ class Pool:
         idle.append(connection)
 
 
-async def _exchange(connection: _Connection, data: bytes, method: str, max_body: int) -> tuple[Answer, bool]:
+async def _write_and_read(connection: _Connection, data: bytes, method: str, max_body: int) -> tuple[Answer, bool]:
     """Write one request, read its answer: (the answer, whether the connection can be reused)."""
     reader, writer = connection.reader, connection.writer
     try:

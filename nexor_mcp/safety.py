@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import ServerRequestContext
@@ -30,7 +29,8 @@ from nexor_mcp.confirm import Go, Pending, Sealer, Stop, ask, question_text, tok
 from nexor_mcp.json_types import Json
 from nexor_mcp.masking import clean_text, redact
 from nexor_mcp.quoting import quote, visible
-from nexor_mcp.tools.preview import ABSENT, Facts, Preview, change_line, same
+from nexor_mcp.rules import ABSENT, instant, same, same_instant
+from nexor_mcp.tools.preview import Preview, PreviewInputs, change_line
 from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, ToolSpec
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class LeadMemory:
 
     def remember(self, account: str, lead: Any) -> None:
         if isinstance(lead, dict) and isinstance(lead.get("id"), str) and isinstance(lead.get("updated_at"), str):
-            key = (account, lead["id"], _instant(lead["updated_at"]))
+            key = (account, lead["id"], instant(lead["updated_at"]))
             # Kept as is, not copied (this runs on every call that returns a lead): results are never
             # changed once built, and the previews copy a lead before working on it.
             self._leads[key] = lead
@@ -68,7 +68,7 @@ class LeadMemory:
                 self._leads.popitem(last=False)
 
     def recall(self, account: str, lead_id: str, updated_at: str) -> Json | None:
-        return self._leads.get((account, lead_id, _instant(updated_at)))
+        return self._leads.get((account, lead_id, instant(updated_at)))
 
 
 @dataclass
@@ -120,7 +120,7 @@ class WriteSafety:
             arguments = spec.resolve(arguments, lead)
         request = await would_send(spec, client, arguments)
         if spec.preview is not None:
-            preview = await spec.preview(arguments, Facts(lead, request, client))
+            preview = await spec.preview(arguments, PreviewInputs(lead, request, client))
         else:  # a confirmed tool without its own preview still asks, with the request it would send
             body = json.dumps(request.body, ensure_ascii=False)
             preview = Preview(summary=f"{spec.title}: {request.method} /{request.path} {body}")
@@ -176,7 +176,7 @@ class WriteSafety:
                 "be checked. Nothing was sent; call again without if_unchanged_since to write anyway."
             )
             return Reply({"written": False, "conflict": True, "message": text}, text, is_error=True)
-        if _instant(current) == _instant(since):
+        if same_instant(current, since):
             return None
         assert lead is not None
         seen = self.memory.recall(account, lead_id, since)
@@ -310,11 +310,3 @@ def lead_changes(old: Json, new: Json) -> list[str]:
             lines.append(change_line(f"metadata.{key}", before, after))
     return lines
 
-
-def _instant(timestamp: str) -> str:
-    """`updated_at` compared as an instant: "…Z" and "…+00:00" are the same moment."""
-    try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00") if timestamp.endswith("Z") else timestamp)
-    except ValueError:
-        return timestamp
-    return moment.astimezone(UTC).isoformat() if moment.tzinfo else timestamp

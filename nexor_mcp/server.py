@@ -148,7 +148,7 @@ def build_server(
     Each call has one `CallDeadline` for all its Nexor requests (nexor_mcp/retry.py)."""
     fixed = fixed_scope(settings, client)
     resolve: ScopeOf = scope_of or (lambda ctx: fixed)
-    guard = safety or WriteSafety.from_settings(settings)
+    write_safety = safety or WriteSafety.from_settings(settings)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
         return resolve(ctx).listed
@@ -196,7 +196,7 @@ def build_server(
             if spec.read_only:
                 outcome: Json | Reply | Pending = await spec.handler(client, arguments, report_retry)
             else:
-                outcome = await guard.run(spec, client, arguments, ctx, params, report_retry, secrets)
+                outcome = await write_safety.run(spec, client, arguments, ctx, params, report_retry, secrets)
             if isinstance(outcome, Pending):
                 if isinstance(outcome.result, InputRequiredResult):
                     logger.info("%s waits for the user's confirmation", params.name)
@@ -205,7 +205,7 @@ def build_server(
             if isinstance(outcome, Reply):
                 logger.info("%s answered without writing (%s)", params.name, _kind(outcome.structured))
                 return reply_result(outcome, secrets), _kind(outcome.structured)
-            guard.memory.remember(client.account, outcome.get("lead"))
+            write_safety.memory.remember(client.account, outcome.get("lead"))
             structured = outcome
             result = success_result(structured, secrets)
         except anyio.get_cancelled_exc_class():

@@ -1,4 +1,4 @@
-"""Unit tests for argument validation: `parse_update_arguments`, `parse_get_arguments`, `preview`.
+"""Unit tests for argument validation: `parse_update_arguments`, `parse_get_arguments`, `excerpt`.
 
 The body an update sends must hold exactly the keys the caller wrote, with the values exactly as
 written (a string that looks like JSON stays a string); every rejection must name the argument and
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexor_mcp.tools.arguments import InvalidArguments, Problem, preview
+from nexor_mcp.tools.arguments import InvalidArguments, Problem, excerpt
 from nexor_mcp.tools.fields import is_blank
 from tests.lead_arguments import (
     NULLABLE_FIELDS,
@@ -422,7 +422,7 @@ def test_bad_lead_id_is_rejected_by_both_tools(lead_id: Any) -> None:
     ):
         assert list(messages(exc)) == ["lead_id"]
         assert "expected a UUID like" in messages(exc)["lead_id"]
-        assert preview(lead_id) in messages(exc)["lead_id"]
+        assert excerpt(lead_id) in messages(exc)["lead_id"]
 
 
 @pytest.mark.parametrize("arguments", [None, {}, {"first_name": "Ana"}])
@@ -677,7 +677,7 @@ def test_lone_surrogate_is_rejected() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# preview
+# excerpt
 # --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -707,8 +707,8 @@ def test_lone_surrogate_is_rejected() -> None:
     ],
     ids=lambda v: repr(v)[:20],
 )
-def test_preview(value: Any, expected: str) -> None:
-    assert preview(value) == expected
+def test_excerpt(value: Any, expected: str) -> None:
+    assert excerpt(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -716,7 +716,7 @@ def test_preview(value: Any, expected: str) -> None:
     [HUGE, [HUGE], {"k": HUGE}, 10**4000, object(), b"y" * 10_000],
     ids=["str", "list", "dict", "int", "object", "bytes"],
 )
-def test_preview_is_always_short(value: Any) -> None:
-    shown = preview(value)
+def test_excerpt_is_always_short(value: Any) -> None:
+    shown = excerpt(value)
     assert len(shown) <= 60
     assert re.fullmatch(r"[a-z]+ .+", shown, flags=re.DOTALL)

@@ -9,7 +9,8 @@ import pytest
 
 from nexor_mcp.config import CONFIRMABLE_GROUPS, ConfigError, Secret, load_settings
 from nexor_mcp.confirm import TOKEN_SECONDS, Sealer
-from nexor_mcp.safety import LeadMemory, _instant, lead_changes
+from nexor_mcp.rules import instant, same_instant
+from nexor_mcp.safety import LeadMemory, lead_changes
 from nexor_mcp.tools import ALL_TOOLS
 from nexor_mcp.tools.preview import active_run, lead_update, tag_set, takeover
 from nexor_mcp.tools.spec import CONFIRMED
@@ -107,11 +108,13 @@ def test_a_tag_preview_matches_names_as_nexor_does() -> None:
 
 
 def test_the_guard_compares_moments() -> None:
-    assert _instant("2026-11-01T10:00:00Z") == _instant("2026-11-01T07:00:00-03:00") == _instant(
+    assert instant("2026-11-01T10:00:00Z") == instant("2026-11-01T07:00:00-03:00") == instant(
         "2026-11-01T10:00:00.000+00:00"
     )
-    assert _instant("2026-11-01T10:00:00Z") != _instant("2026-11-01T10:00:00.001Z")
-    assert _instant("not a time") == "not a time"
+    assert instant("2026-11-01T10:00:00Z") != instant("2026-11-01T10:00:00.001Z")
+    assert instant("not a time") == "not a time"
+    assert same_instant("2026-11-01T10:00:00Z", "2026-11-01T07:00:00-03:00")
+    assert not same_instant("2026-11-01T10:00:00Z", "2026-11-01T10:00:00.001Z")
 
 
 def test_changes_between_versions_ignore_fields_one_shape_lacks() -> None:

@@ -10,7 +10,7 @@ import json
 from typing import Any, TextIO
 
 from nexor_mcp.quoting import one_line, visible
-from nexor_mcp.tools.preview import ABSENT
+from nexor_mcp.rules import ABSENT
 
 
 def say(text: str, stream: TextIO) -> None:

@@ -15,8 +15,7 @@ from nexor_mcp.audit.journal import Journal
 from nexor_mcp.audit.record import Entry, UndoRecord
 from nexor_mcp.audit.render import compact, names, shown
 from nexor_mcp.json_types import Json
-from nexor_mcp.rules import tag_slug
-from nexor_mcp.tools.preview import ABSENT, same
+from nexor_mcp.rules import ABSENT, current_field, same, tag_slug
 
 NOT_UNDOABLE = {
     "send_message": "a message went to a real person, and a message cannot be unsent",
@@ -127,16 +126,16 @@ def plan(entry: Entry, lead: Json) -> Plan | str:
         if name not in old_fields:
             return f"its before-value of {name} is not on record"
         current = current_field(lead, name)
-        if not _same(current, value):
+        if not same(current, value):
             differences.append(f"{name} is {shown(current)}, not {shown(value)} as the entry wrote")
         body[name] = old_fields[name]
         now_fields[name] = None if current is ABSENT else current
-        no_op = no_op and _same(current, old_fields[name])
+        no_op = no_op and same(current, old_fields[name])
         lines.append(f"{name}: {shown(current)} → {shown(old_fields[name])}")
     stored: Json = lead["metadata"] if isinstance(lead.get("metadata"), dict) else {}
     for key, value in metadata.items():
         current = stored.get(key, ABSENT)
-        if not _same(current, value):
+        if not same(current, value):
             differences.append(f"metadata.{key} is {shown(current)}, not {shown(value)} as the entry wrote")
         if key in old_metadata:
             target = old_metadata[key]
@@ -151,7 +150,7 @@ def plan(entry: Entry, lead: Json) -> Plan | str:
             now_absent.append(key)
         else:
             now_metadata[key] = current
-        no_op = no_op and _same(current, target)
+        no_op = no_op and same(current, target)
         lines.append(f"metadata.{key}: {shown(current)} → {shown(target)}{note}")
     before = UndoRecord.of_update(now_fields, now_metadata, now_absent)
     return Plan("fields", entry.method, entry.path, body, before, differences, lines, no_op)
@@ -214,14 +213,6 @@ async def undo_one(
     return "undone", lines
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values (1, 1.0 and true are three different values to Nexor); an absent
-    metadata key equals only an absent one."""
-    if a is ABSENT or b is ABSENT:
-        return a is b
-    return same(a, b)
-
-
 def written_values(entry: Entry) -> tuple[Json, Json]:
     """The fields and metadata values the entry wrote, as Nexor answered them where it did."""
     body = entry.body if isinstance(entry.body, dict) else {}
@@ -243,14 +234,6 @@ def written_tags(entry: Entry) -> list[Any]:
         return list(entry.written.tags)
     body = entry.body if isinstance(entry.body, dict) else {}
     return list(body.get("tags") or [])
-
-
-def current_field(lead: Json, name: str) -> Any:
-    """A field of the lead as GET /leads/{id} shows it (ABSENT: not shown)."""
-    if name == "campaign_id" and "campaign_id" not in lead:
-        campaign = lead.get("campaign")  # GET /leads/{id} shows the campaign, not its id
-        return campaign.get("id") if isinstance(campaign, dict) else None
-    return lead.get(name, ABSENT)
 
 
 def tag_names(lead: Json) -> list[Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic_core import ErrorDetails
 
-PREVIEW_CHARS = 40
+EXCERPT_CHARS = 40
 MAX_LISTED_PROBLEMS = 20
 MAX_MESSAGE_CHARS = 4000
 CUSTOM = "nexor"
@@ -70,7 +70,7 @@ class InvalidArguments(Exception):
 def shown_name(name: str) -> str:
     """A caller-supplied name as it may appear in a message or a log: control characters escaped
     (a newline in a name must not forge a line), clipped to a few dozen characters."""
-    return escaped(name if len(name) <= PREVIEW_CHARS else name[:PREVIEW_CHARS] + "…")
+    return escaped(name if len(name) <= EXCERPT_CHARS else name[:EXCERPT_CHARS] + "…")
 
 
 def escaped(text: str) -> str:
@@ -79,15 +79,15 @@ def escaped(text: str) -> str:
     return "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in text)
 
 
-def preview(value: Any) -> str:
+def excerpt(value: Any) -> str:
     """A short, safe rendering of a caller's value for an error message (never a huge echo)."""
     kind = json_type(value)
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    if len(text) > PREVIEW_CHARS:
-        text = text[:PREVIEW_CHARS] + "…"
+    if len(text) > EXCERPT_CHARS:
+        text = text[:EXCERPT_CHARS] + "…"
     return text if kind == "null" else f"{kind} {text}"
 
 
@@ -195,15 +195,15 @@ def _message(error: ErrorDetails) -> str:
         )
     expected = _EXPECTED.get(kind)
     if expected:
-        return f"expected {expected}, got {preview(value)}"
+        return f"expected {expected}, got {excerpt(value)}"
     if kind == "literal_error":
-        return f"expected one of {context.get('expected')}, got {preview(value)}"
+        return f"expected one of {context.get('expected')}, got {excerpt(value)}"
     if kind in ("greater_than_equal", "greater_than"):
         bound = context.get("ge", context.get("gt"))
-        return f"must be {'at least' if kind == 'greater_than_equal' else 'more than'} {bound}, got {preview(value)}"
+        return f"must be {'at least' if kind == 'greater_than_equal' else 'more than'} {bound}, got {excerpt(value)}"
     if kind in ("less_than_equal", "less_than"):
         bound = context.get("le", context.get("lt"))
-        return f"must be {'at most' if kind == 'less_than_equal' else 'less than'} {bound}, got {preview(value)}"
+        return f"must be {'at most' if kind == 'less_than_equal' else 'less than'} {bound}, got {excerpt(value)}"
     if kind == "too_short":
         return f"needs at least {context.get('min_length')} item(s)"
     if kind == "too_long":

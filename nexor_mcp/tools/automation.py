@@ -15,8 +15,8 @@ from nexor_mcp.tools.arguments import InvalidArguments, Problem, UnknownArgument
 from nexor_mcp.tools.fields import FreeText, Text, Uuid, confirmation, dry_run
 from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH
 from nexor_mcp.tools.preview import (
-    Facts,
     Preview,
+    PreviewInputs,
     active_run,
     change_line,
     lead_name,
@@ -118,9 +118,9 @@ async def with_run_workflow(client: NexorClient, tool: str, arguments: R, on_ret
     return run_workflow(tool)(arguments, lead if isinstance(lead, dict) else None)
 
 
-def sent_workflow_id(facts: Facts) -> str:
+def sent_workflow_id(inputs: PreviewInputs) -> str:
     """The workflow_id the request carries: the caller's, or the one resolved from the lead."""
-    body = facts.request.body or {}
+    body = inputs.request.body or {}
     workflow_id = body.get("workflow_id", body.get("workflowId"))
     return str(workflow_id)
 
@@ -166,12 +166,12 @@ def took_over(result: Json, workflow_id: str) -> Json:
     return {**result, "human_takeover": True, "workflow_id": workflow_id, "message": message}
 
 
-async def preview_stop(arguments: TakeoverArguments, facts: Facts) -> Preview:
-    workflow_id = sent_workflow_id(facts)
-    lead = run_for(facts.lead, workflow_id)
+async def preview_stop(arguments: TakeoverArguments, inputs: PreviewInputs) -> Preview:
+    workflow_id = sent_workflow_id(inputs)
+    lead = run_for(inputs.lead, workflow_id)
     before, after, changes = takeover(lead, paused=True)
-    who = lead_name(facts.lead, arguments.lead_id)
-    workflow = await workflow_name(facts.client, workflow_id)
+    who = lead_name(inputs.lead, arguments.lead_id)
+    workflow = await workflow_name(inputs.client, workflow_id)
     if before is not None and not changes:
         return Preview(summary=f"A human has already taken over {who} in workflow {workflow}: Nexor changes nothing.",
                        before=before, after=after, no_op=True)
@@ -195,6 +195,7 @@ STOP_AUTOMATION = ToolSpec(
     arguments=TakeoverArguments,
     output_schema=PASSED_THROUGH,
     handler=stop_automation,
+    writes="POST /leads/{id}/automation/stop",
     hints=HINTS,
     preview=preview_stop,
     resolve=run_workflow("stop_automation"),
@@ -225,12 +226,12 @@ async def resume_automation(client: NexorClient, arguments: ResumeArguments, on_
     return {**result, "human_takeover": False, "workflow_id": workflow_id, "message": message}
 
 
-async def preview_resume(arguments: ResumeArguments, facts: Facts) -> Preview:
-    workflow_id = sent_workflow_id(facts)
-    lead = run_for(facts.lead, workflow_id)
+async def preview_resume(arguments: ResumeArguments, inputs: PreviewInputs) -> Preview:
+    workflow_id = sent_workflow_id(inputs)
+    lead = run_for(inputs.lead, workflow_id)
     before, after, changes = takeover(lead, paused=False)
-    who = lead_name(facts.lead, arguments.lead_id)
-    workflow = await workflow_name(facts.client, workflow_id)
+    who = lead_name(inputs.lead, arguments.lead_id)
+    workflow = await workflow_name(inputs.client, workflow_id)
     what = (
         "the AI answers again AND Nexor restarts outreach: it will contact the lead"
         if arguments.resume_cadence else "the AI answers the lead's messages again; no new outreach"
@@ -250,6 +251,7 @@ RESUME_AUTOMATION = ToolSpec(
     arguments=ResumeArguments,
     output_schema=PASSED_THROUGH,
     handler=resume_automation,
+    writes="POST /leads/{id}/automation/resume",
     hints=HINTS,
     preview=preview_resume,
     resolve=run_workflow("resume_automation"),
@@ -280,12 +282,12 @@ def run_workflow_label(lead: Json | None, listed: list[Json]) -> str | None:
     return workflow_label(workflow_id, workflow_in(listed, workflow_id) or own)
 
 
-async def preview_assign(arguments: AssignArguments, facts: Facts) -> Preview:
-    old = run_workflow_id(facts.lead)
-    listed = await listed_workflows(facts.client)
+async def preview_assign(arguments: AssignArguments, inputs: PreviewInputs) -> Preview:
+    old = run_workflow_id(inputs.lead)
+    listed = await listed_workflows(inputs.client)
     workflow = workflow_label(arguments.workflow_id, workflow_in(listed, arguments.workflow_id))
-    current = run_workflow_label(facts.lead, listed)
-    who = lead_name(facts.lead, arguments.lead_id)
+    current = run_workflow_label(inputs.lead, listed)
+    who = lead_name(inputs.lead, arguments.lead_id)
     replaced = f", replacing its current workflow {current}" if current else ""
     lines = [f"Enroll {who} in workflow {workflow}{replaced}. Its cadence starts at once: Nexor may contact the lead."]
     if arguments.reason is not MISSING:
@@ -309,8 +311,8 @@ ASSIGN_WORKFLOW = ToolSpec(
     arguments=AssignArguments,
     output_schema=PASSED_THROUGH,
     handler=assign_workflow,
+    writes="POST /leads/{id}/assign-workflow",
     destructive=True,
-    idempotent=False,
     hints=HINTS,
     preview=preview_assign,
 )
@@ -359,11 +361,11 @@ def terminal_sentence(key: str, workflow: Json | None) -> str:
             "pending follow-ups are cancelled.")
 
 
-async def preview_status(arguments: SetStatusArguments, facts: Facts) -> Preview:
-    workflow_id = arguments.workflow_id if arguments.workflow_id is not MISSING else run_workflow_id(facts.lead)
-    old = current_status_key(run_for(facts.lead, workflow_id) if workflow_id else facts.lead)
-    workflow = workflow_in(await listed_workflows(facts.client), workflow_id) if workflow_id else None
-    who = lead_name(facts.lead, arguments.lead_id)
+async def preview_status(arguments: SetStatusArguments, inputs: PreviewInputs) -> Preview:
+    workflow_id = arguments.workflow_id if arguments.workflow_id is not MISSING else run_workflow_id(inputs.lead)
+    old = current_status_key(run_for(inputs.lead, workflow_id) if workflow_id else inputs.lead)
+    workflow = workflow_in(await listed_workflows(inputs.client), workflow_id) if workflow_id else None
+    who = lead_name(inputs.lead, arguments.lead_id)
     where = f" in workflow {workflow_label(workflow_id, workflow)}" if workflow_id else ""
     now = quote(old) if old is not None else "unknown"
     lines = [f"Set the status of {who} to {quote(arguments.status_key)} (now {now}){where}.",
@@ -389,6 +391,7 @@ SET_LEAD_STATUS = ToolSpec(
     arguments=SetStatusArguments,
     output_schema=PASSED_THROUGH,
     handler=set_lead_status,
+    writes="POST /leads/{id}/status",
     preview=preview_status,
     destructive=True,
     hints=UnknownArgumentHints(aliases={"status": "status_key", "statuskey": "status_key", "id": "lead_id"}),

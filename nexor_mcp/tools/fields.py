@@ -20,7 +20,8 @@ from pydantic import MISSING, BeforeValidator, Field, PlainValidator, Validation
 from pydantic_core import PydanticCustomError
 
 from nexor_mcp.client import MAX_REQUEST_BYTES
-from nexor_mcp.tools.arguments import CUSTOM, NESTED, json_type, preview
+from nexor_mcp.rules import UPDATED_AT_COVERS
+from nexor_mcp.tools.arguments import CUSTOM, NESTED, excerpt, json_type
 
 MAX_TEXT_BYTES = 64 * 1024
 """Most UTF-8 bytes in one text value, metadata key or metadata value that is sent to Nexor."""
@@ -91,7 +92,7 @@ def _text(value: Any, info: ValidationInfo, *, nullable: bool, kind: str = "text
             return None
         raise problem("cannot be null; omit it to leave it unchanged")
     if not isinstance(value, str):
-        raise problem(f"expected {'a string or null' if nullable else 'a string'}, got {preview(value)}")
+        raise problem(f"expected {'a string or null' if nullable else 'a string'}, got {excerpt(value)}")
     if _LONE_SURROGATE.search(value):
         raise problem(BAD_TEXT)
     if is_blank(value):
@@ -103,10 +104,10 @@ def _text(value: Any, info: ValidationInfo, *, nullable: bool, kind: str = "text
         fix = f'pass null or clear: ["{name}"]' if nullable else "it cannot be cleared; omit it"
         raise problem(f'the text "null" is not stored as a value; to clear {name} {fix}')
     if kind == "email" and not _EMAIL.fullmatch(value):
-        raise problem(f'expected an email address like "ana@example.com", got {preview(value)}')
+        raise problem(f'expected an email address like "ana@example.com", got {excerpt(value)}')
     if kind == "uuid":
         if not _UUID.fullmatch(value):
-            raise problem(f"expected a UUID like {UUID_EXAMPLE}{' or null' if nullable else ''}, got {preview(value)}")
+            raise problem(f"expected a UUID like {UUID_EXAMPLE}{' or null' if nullable else ''}, got {excerpt(value)}")
         return value.lower()
     found = text_problem(value, multiline=False)
     if found:
@@ -140,7 +141,7 @@ def _nullable_uuid(value: Any, info: ValidationInfo) -> str | None:
 
 def _uuid(value: Any, info: ValidationInfo | None = None) -> str:
     if not isinstance(value, str) or not _UUID.fullmatch(value):
-        raise problem(f"expected a UUID like {UUID_EXAMPLE}, got {preview(value)}")
+        raise problem(f"expected a UUID like {UUID_EXAMPLE}, got {excerpt(value)}")
     return value.lower()
 
 
@@ -169,7 +170,7 @@ NullableUuid = Annotated[
 def _free_text(value: Any, info: ValidationInfo) -> str:
     """Message-like text: line breaks and tabs allowed (a note, a reason, a message body)."""
     if not isinstance(value, str):
-        raise problem(f"expected a string, got {preview(value)}")
+        raise problem(f"expected a string, got {excerpt(value)}")
     if is_blank(value):
         raise problem("cannot be empty; omit it if there is nothing to say")
     found = text_problem(value, multiline=True)
@@ -185,15 +186,15 @@ FreeText = Annotated[str, PlainValidator(_free_text), WithJsonSchema(_STRING)]
 def _timestamp(value: Any, info: ValidationInfo) -> str:
     """An ISO 8601 date-time, sent exactly as written (Nexor reads one without an offset in `timezone`)."""
     if not isinstance(value, str):
-        raise problem(f'expected an ISO 8601 date-time like "2026-12-01T15:00:00-03:00", got {preview(value)}')
+        raise problem(f'expected an ISO 8601 date-time like "2026-12-01T15:00:00-03:00", got {excerpt(value)}')
     try:
         datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
         raise problem(
-            f'expected an ISO 8601 date-time like "2026-12-01T15:00:00-03:00", got {preview(value)}'
+            f'expected an ISO 8601 date-time like "2026-12-01T15:00:00-03:00", got {excerpt(value)}'
         ) from None
     if "T" not in value and " " not in value:
-        raise problem(f'expected a date and a time like "2026-12-01T15:00:00Z", got {preview(value)}')
+        raise problem(f'expected a date and a time like "2026-12-01T15:00:00Z", got {excerpt(value)}')
     return value
 
 
@@ -220,7 +221,7 @@ def _time_zone(value: Any, info: ValidationInfo) -> str:
     wrong name would put the meeting at the wrong instant (or be refused)."""
     name = _required_text(value, info)
     if _zone_database() and not known_zone(name):
-        raise problem(f'expected an IANA time zone name like "America/Santiago", got {preview(value)}')
+        raise problem(f'expected an IANA time zone name like "America/Santiago", got {excerpt(value)}')
     return name
 
 
@@ -242,7 +243,7 @@ def _metadata_object(value: Any) -> Any:
         if isinstance(parsed, dict):
             return parsed
     if not isinstance(value, dict):
-        raise problem(f'expected an object of custom fields like {{"budget": 5000}}, got {preview(value)}')
+        raise problem(f'expected an object of custom fields like {{"budget": 5000}}, got {excerpt(value)}')
     return value
 
 
@@ -251,7 +252,7 @@ def _metadata_key(key: Any) -> str:
         raise problem("keys must be non-empty strings")
     found = text_problem(key, multiline=False)
     if found:
-        raise problem(f"key {preview(key)} {found}")
+        raise problem(f"key {excerpt(key)} {found}")
     return key
 
 
@@ -265,7 +266,7 @@ def _metadata_value(value: Any) -> Any:
         if found:
             raise problem(found)
     elif not (value is None or isinstance(value, int | float | bool)):
-        raise problem(f"unsupported value {preview(value)}")
+        raise problem(f"unsupported value {excerpt(value)}")
     return value
 
 
@@ -292,7 +293,7 @@ def if_unchanged_since() -> Any:
         MISSING,
         description=(
             "The lead's updated_at as you read it; if it changed since, nothing is written (best effort). "
-            "A status change or takeover does not move it."
+            + UPDATED_AT_COVERS
         ),
     )
 

@@ -10,7 +10,7 @@ from pydantic import MISSING, Field, PlainValidator, ValidationInfo, WithJsonSch
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.errors import NexorError
 from nexor_mcp.json_types import Json
-from nexor_mcp.tools.arguments import UnknownArgumentHints, preview, shown_name
+from nexor_mcp.tools.arguments import UnknownArgumentHints, excerpt, shown_name
 from nexor_mcp.tools.fields import (
     MAX_BODY_BYTES,
     Email,
@@ -26,7 +26,7 @@ from nexor_mcp.tools.fields import (
     problem,
     problem_at,
 )
-from nexor_mcp.tools.preview import Facts, Preview, lead_update
+from nexor_mcp.tools.preview import Preview, PreviewInputs, lead_update
 from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, Group, ToolSpec
 
 LEAD_ID = "The lead's UUID."
@@ -108,11 +108,11 @@ CLEARABLE = ("last_name", "email", "phone", "company", "title", "campaign_id")
 def _clear(value: Any, info: ValidationInfo) -> list[str]:
     expected = f"expected an array of field names to clear, from {', '.join(CLEARABLE)}"
     if not isinstance(value, list):
-        raise problem(f'{expected}, e.g. ["phone", "title"]; got {preview(value)}')
+        raise problem(f'{expected}, e.g. ["phone", "title"]; got {excerpt(value)}')
     names: list[str] = []
     for item in value:
         if not isinstance(item, str):
-            raise problem(f"{expected}; got {preview(item)} in it")
+            raise problem(f"{expected}; got {excerpt(item)} in it")
         if item in UPDATABLE and item not in CLEARABLE:
             raise problem(f"{item} cannot be cleared (only {', '.join(CLEARABLE)} can)")
         if item not in CLEARABLE:
@@ -184,9 +184,9 @@ async def update_lead(client: NexorClient, arguments: UpdateLeadArguments, on_re
     return await client.update_lead(arguments.lead_id, update_body(arguments), on_retry)
 
 
-async def preview_update(arguments: UpdateLeadArguments, facts: Facts) -> Preview:
-    assert facts.lead is not None and facts.request.body is not None
-    return lead_update(facts.lead, facts.request.body)
+async def preview_update(arguments: UpdateLeadArguments, inputs: PreviewInputs) -> Preview:
+    assert inputs.lead is not None and inputs.request.body is not None
+    return lead_update(inputs.lead, inputs.request.body)
 
 
 UPDATE_LEAD = ToolSpec(
@@ -207,8 +207,8 @@ Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "title": "CTO", "me
         },
     },
     handler=update_lead,
+    writes="PATCH /leads/{id}",
     destructive=True,
-    idempotent=True,
     hints=UnknownArgumentHints(aliases=LEAD_ALIASES, not_here=NOT_PATCHABLE, custom_fields=True),
     preview=preview_update,
     undoable=True,
@@ -298,8 +298,8 @@ CREATE_LEAD = ToolSpec(
         "required": ["lead"],
     },
     handler=create_lead,
+    writes="POST /leads",
     destructive=False,
-    idempotent=False,
     hints=UnknownArgumentHints(
         aliases=LEAD_ALIASES,
         not_here={

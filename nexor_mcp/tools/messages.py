@@ -14,7 +14,7 @@ from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.automation import RunArguments, run_workflow, sent_workflow_id, with_run_workflow
 from nexor_mcp.tools.fields import FreeText, Text, Uuid, confirmation, dry_run, problem
 from nexor_mcp.tools.leads import PASSED_THROUGH
-from nexor_mcp.tools.preview import Facts, Preview, lead_name, whole, workflow_name
+from nexor_mcp.tools.preview import Preview, PreviewInputs, lead_name, whole, workflow_name
 from nexor_mcp.tools.spec import CONFIRMED, Arguments, Group, ToolSpec
 
 
@@ -86,15 +86,15 @@ CHANNELS = {
 }
 
 
-async def preview_send(arguments: SendMessageArguments, facts: Facts) -> Preview:
+async def preview_send(arguments: SendMessageArguments, inputs: PreviewInputs) -> Preview:
     """What is sent and to whom first, then the text itself, whole, then the rest: nothing from the
     lead can come before the text or pass for a line of it."""
     what, contact_field, sender = CHANNELS[arguments.channel]
     if arguments.template_id is not MISSING:
         what = "a WhatsApp template message"
-    lead = facts.lead or {}
+    lead = inputs.lead or {}
     contact = lead.get(contact_field)
-    to = lead_name(facts.lead, arguments.lead_id) + (f" at {quote(contact)}" if isinstance(contact, str) else "")
+    to = lead_name(inputs.lead, arguments.lead_id) + (f" at {quote(contact)}" if isinstance(contact, str) else "")
     verb = "Start" if arguments.channel == "call" else "Send"
     lines = [f"{verb} {what} to {to} now."]
     if arguments.subject is not MISSING:
@@ -103,8 +103,8 @@ async def preview_send(arguments: SendMessageArguments, facts: Facts) -> Preview
         lines += ["Text:", block(arguments.content)]
     if arguments.template_id is not MISSING:
         components = None if arguments.components is MISSING else arguments.components
-        lines += await template_lines(facts.client, arguments.template_id, components)
-    workflow = await workflow_name(facts.client, sent_workflow_id(facts))
+        lines += await template_lines(inputs.client, arguments.template_id, components)
+    workflow = await workflow_name(inputs.client, sent_workflow_id(inputs))
     lines.append(f"From workflow {workflow}: {sender} is used.")
     return Preview(summary="\n".join(lines))
 
@@ -181,8 +181,8 @@ SEND_MESSAGE = ToolSpec(
     arguments=SendMessageArguments,
     output_schema=PASSED_THROUGH,
     handler=send_message,
+    writes="POST /messages",
     destructive=True,
-    idempotent=False,
     preview=preview_send,
     resolve=run_workflow("send_message"),
     hints=UnknownArgumentHints(

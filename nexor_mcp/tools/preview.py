@@ -11,8 +11,6 @@ never pass for this module's own wording; a text that is sent is shown whole (`b
 
 from __future__ import annotations
 
-import copy
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,18 +21,9 @@ from nexor_mcp.client import NexorClient, Request
 from nexor_mcp.errors import NexorError
 from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import QUOTED_MAX, one_line, quote
-from nexor_mcp.rules import tag_slug
+from nexor_mcp.rules import ABSENT, current_field, patched, same, tag_slug
 from nexor_mcp.tools.fields import _UUID
 
-
-class _Absent:
-    """A metadata key the lead does not have (distinct from any value, `null` included)."""
-
-    def __repr__(self) -> str:
-        return "(absent)"
-
-
-ABSENT: Any = _Absent()
 MAX_SHOWN = QUOTED_MAX
 """Characters of one value shown in a change line; the rest is elided."""
 
@@ -56,7 +45,7 @@ class Preview:
 
 
 @dataclass(frozen=True)
-class Facts:
+class PreviewInputs:
     """What a previewer may use: the lead now (None when the tool has no lead), the request, and
     the client for any further read it needs (GET only)."""
 
@@ -65,8 +54,8 @@ class Facts:
     client: NexorClient
 
 
-Previewer = Callable[[Any, Facts], Awaitable[Preview]]
-"""(the tool's validated arguments, the facts) -> the preview."""
+Previewer = Callable[[Any, PreviewInputs], Awaitable[Preview]]
+"""(the tool's validated arguments, what it may use) -> the preview."""
 
 
 def shown(value: Any) -> str:
@@ -80,11 +69,6 @@ def whole(value: Any) -> str:
     """A value that is sent (a reason, a template parameter): quoted and one line like any other,
     but never cut, since the person approves all of it."""
     return quote(value, sys.maxsize)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as JSON values (so 1, 1.0 and true are not confused)."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def change_line(name: str, old: Any, new: Any) -> str:
@@ -138,22 +122,22 @@ def quoted_list(names: list[str]) -> str:
     return ", ".join(quote(name) for name in names) or "none"
 
 
-async def lead_tags(facts: Facts, lead_id: str) -> list[Any] | str:
+async def lead_tags(inputs: PreviewInputs, lead_id: str) -> list[Any] | str:
     """The lead's tags as Nexor lists them: from its answer, else (the legacy shape has no `tags`)
     from GET /leads/{id}/tags; or, when neither says, why (best effort: never raises)."""
-    tags = facts.lead.get("tags") if facts.lead else None
+    tags = inputs.lead.get("tags") if inputs.lead else None
     if isinstance(tags, list):
         return tags
     try:
-        listed: list[Any] = (await facts.client.get_lead_tags(lead_id))["tags"]
+        listed: list[Any] = (await inputs.client.get_lead_tags(lead_id))["tags"]
     except NexorError as error:
         return f"Nexor's lead has no tag list, and its tags could not be read: {quote(str(error))}"
     return listed
 
 
 def lead_update(lead: Json, body: Json) -> Preview:
-    """PATCH /leads/{id}: each field sent replaces the value, metadata is shallow-merged."""
-    after = copy.deepcopy(lead)
+    """PATCH /leads/{id} (`rules.patched`: fields replaced, metadata shallow-merged): the change lines,
+    and the before-values undo restores (a field the lead does not show is restored to null)."""
     changes: list[str] = []
     fields: Json = {}
     metadata_before: Json = {}
@@ -161,43 +145,28 @@ def lead_update(lead: Json, body: Json) -> Preview:
     for name, value in body.items():
         if name == "metadata":
             current: Json = lead["metadata"] if isinstance(lead.get("metadata"), dict) else {}
-            after["metadata"] = {**current, **value}
             for key, new in value.items():
                 old = current.get(key, ABSENT)
                 if old is ABSENT:
                     metadata_absent.append(key)
                 else:
                     metadata_before[key] = old
-                if old is ABSENT or not same(old, new):
+                if not same(old, new):
                     changes.append(change_line(f"metadata.{key}", old, new))
             continue
-        old = _current_field(lead, name)
+        old = current_field(lead, name, missing=None)
         fields[name] = old
-        after[name] = value
-        if name == "campaign_id" and "campaign" in lead:
-            campaign = lead.get("campaign")
-            keep = isinstance(campaign, dict) and campaign.get("id") == value
-            after["campaign"] = campaign if keep else (None if value is None else {"id": value})
         if not same(old, value):
             changes.append(change_line(name, old, value))
     undo = UndoRecord.of_update(fields, metadata_before, metadata_absent).as_json()
     return Preview(
         summary=f"Update {', '.join(body)} of {lead_name(lead, 'the lead')}",
         before=lead,
-        after=after,
+        after=patched(lead, body),
         changes=changes,
         no_op=not changes,
         undo=undo,
     )
-
-
-def _current_field(lead: Json, name: str) -> Any:
-    if name in lead:
-        return lead[name]
-    if name == "campaign_id":
-        campaign = lead.get("campaign")
-        return campaign.get("id") if isinstance(campaign, dict) else None
-    return None
 
 
 def tag_set(lead: Json, names: list[str], before: list[str] | None = None, unknown: str = "") -> Preview:

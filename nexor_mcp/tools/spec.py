@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.json_types import Json
+from nexor_mcp.rules import WRITES, always_idempotent
 from nexor_mcp.tools.arguments import InvalidArguments, UnknownArgumentHints, render
 from nexor_mcp.tools.preview import Previewer
 
@@ -64,7 +65,10 @@ class ToolSpec(Generic[A]):
     output_schema: dict[str, Any]
     handler: Handler[A]
     destructive: bool = False
-    idempotent: bool = True
+    writes: str | None = None
+    """The Nexor endpoint a write tool sends, as `rules.WRITES` names it ("POST /meetings"). Its
+    idempotentHint is derived from there (`rules.always_idempotent`), where the client also decides
+    each request's idempotence from its body: idempotence is declared once, per endpoint."""
     hints: UnknownArgumentHints = field(default_factory=UnknownArgumentHints)
     preview: Previewer | None = None
     """What the write would do (write tools that take dry_run): see tools/preview.py."""
@@ -75,9 +79,18 @@ class ToolSpec(Generic[A]):
     from the lead the write-safety path reads, before the request is worked out: the preview, the
     confirmation and the real call then share one value. Raises `InvalidArguments` when it cannot."""
 
+    def __post_init__(self) -> None:
+        if not self.read_only and self.writes not in WRITES:  # a declaration bug, caught at import
+            raise ValueError(f"{self.name}: writes={self.writes!r} is not one of rules.WRITES")
+
     @property
     def read_only(self) -> bool:
         return self.group is Group.READ
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether every call with the same arguments may be repeated safely (the idempotentHint)."""
+        return self.writes is not None and always_idempotent(self.writes)
 
     def tool(self) -> Tool:
         """The `Tool` agents see in tools/list."""

@@ -13,7 +13,7 @@ from nexor_mcp.quoting import quote
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Text, Timestamp, Uuid, dry_run, if_unchanged_since
 from nexor_mcp.tools.leads import LEAD_ID
-from nexor_mcp.tools.preview import Facts, Preview, lead_name, lead_tags, names_of, quoted_list, tag_set
+from nexor_mcp.tools.preview import Preview, PreviewInputs, lead_name, lead_tags, names_of, quoted_list, tag_set
 from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
 
 
@@ -59,19 +59,19 @@ async def tag_labels(client: NexorClient, tag_ids: list[str]) -> dict[str, str]:
     }
 
 
-async def preview_add(arguments: AddTagsArguments, facts: Facts) -> Preview:
+async def preview_add(arguments: AddTagsArguments, inputs: PreviewInputs) -> Preview:
     """The tags added by name, those the lead already has, and the ones it keeps (all of them)."""
     wanted = list(dict.fromkeys(arguments.tag_ids))
-    who = lead_name(facts.lead, "the lead")
-    tags = await lead_tags(facts, arguments.lead_id)
+    who = lead_name(inputs.lead, "the lead")
+    tags = await lead_tags(inputs, arguments.lead_id)
     if isinstance(tags, str):
-        labels = await tag_labels(facts.client, wanted)
+        labels = await tag_labels(inputs.client, wanted)
         return Preview(summary=f"Add {', '.join(labels.values())} to {who}; its other tags stay, though which they "
                        f"are is unknown ({tags}).", changes=[f"tags: + {labels[tag_id]}" for tag_id in wanted])
     had = [str(tag.get("id")).lower() for tag in tags if isinstance(tag, dict)]
     kept = names_of(tags)
     added = [tag_id for tag_id in wanted if tag_id not in had]
-    labels = await tag_labels(facts.client, added) if added else {}
+    labels = await tag_labels(inputs.client, added) if added else {}
     already = [quote(name) for tag, name in zip(tags, kept, strict=True)
                if isinstance(tag, dict) and str(tag.get("id")).lower() in wanted]
     summary = f"Add {', '.join(labels.values()) or 'no new tag'} to {who}; it keeps its tags {quoted_list(kept)}"
@@ -92,6 +92,7 @@ ADD_LEAD_TAGS = ToolSpec(
     arguments=AddTagsArguments,
     output_schema={"type": "object", "properties": {"tags": {"type": "array"}}},
     handler=add_lead_tags,
+    writes="POST /leads/{id}/tags",
     hints=UnknownArgumentHints(
         aliases={"tags": "tag_ids", "tag_id": "tag_ids", "ids": "tag_ids", "id": "lead_id"},
     ),
@@ -112,14 +113,14 @@ async def set_lead_tags(client: NexorClient, arguments: SetTagsArguments, on_ret
     return await client.set_lead_tags(arguments.lead_id, list(dict.fromkeys(arguments.tags)), on_retry)
 
 
-async def preview_set(arguments: SetTagsArguments, facts: Facts) -> Preview:
+async def preview_set(arguments: SetTagsArguments, inputs: PreviewInputs) -> Preview:
     """Also the before-values the journal keeps for undo: from the lead, else from its tag list."""
-    assert facts.lead is not None
+    assert inputs.lead is not None
     names = list(dict.fromkeys(arguments.tags))
-    tags = await lead_tags(facts, arguments.lead_id)
+    tags = await lead_tags(inputs, arguments.lead_id)
     if isinstance(tags, str):
-        return tag_set(facts.lead, names, unknown=tags)
-    return tag_set(facts.lead, names, before=names_of(tags))
+        return tag_set(inputs.lead, names, unknown=tags)
+    return tag_set(inputs.lead, names, before=names_of(tags))
 
 
 SET_LEAD_TAGS = ToolSpec(
@@ -136,6 +137,7 @@ SET_LEAD_TAGS = ToolSpec(
         "properties": {"tags": {"type": "array"}, "added": {"type": "array"}, "removed": {"type": "array"}},
     },
     handler=set_lead_tags,
+    writes="PUT /leads/tags",
     destructive=True,
     hints=UnknownArgumentHints(aliases={"tag_names": "tags", "names": "tags", "id": "lead_id"},
                                not_here={"tag_ids": "set_lead_tags takes names in tags; add_lead_tags takes ids"}),
