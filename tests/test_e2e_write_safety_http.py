@@ -1,6 +1,6 @@
-"""Issue 14's write-safety fixes over real HTTP: `nexor-mcp http` replicas against the sandbox.
+"""Write safety over real HTTP: `nexor-mcp http` replicas against the sandbox.
 
-The stdio tests (test_e2e_issue14_confirmation.py, _questions.py, _runs_and_tags.py) prove each fix
+The stdio tests (test_e2e_confirmation_fails_closed.py, test_e2e_questions.py, test_e2e_runs_and_tags.py) prove each fix
 in depth; these prove that hosted mode, where confirmations are tokens (2025-11-25, stateless) or
 `input_required` round trips (2026-07-28), gets the same behaviour."""
 

@@ -1,5 +1,5 @@
 """Issue 14: a meeting's absolute instant, worked out from Nexor's `starts_at` and the meeting's
-`timezone` (the e2e tests in test_e2e_issue14_leads.py cover the tools); and the timezone argument."""
+`timezone` (the e2e tests in test_e2e_leads_and_meetings.py cover the tools); and the timezone argument."""
 
 from __future__ import annotations
 

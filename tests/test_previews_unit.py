@@ -1,7 +1,7 @@
 """Issue 14, the pure parts of what a person is asked: the one slug rule in previews and the
 sandbox, a run's workflow as Nexor's answer names it (both spellings, never a guess), template
 parameters shown whole, whether THIS status is terminal, and Nexor's text kept to one quoted line.
-The end-to-end behaviour is in test_e2e_issue14_questions.py and test_e2e_issue14_runs_and_tags.py."""
+The end-to-end behaviour is in test_e2e_questions.py and test_e2e_runs_and_tags.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Issue 14, confirmation, the parts an end-to-end test cannot reach cheaply: every way a live
 elicitation can fail (a timeout of 5 minutes, a connection that breaks mid-question) is a no; the
-question and the token refusal say what they must. End to end: test_e2e_issue14_confirmation.py."""
+question and the token refusal say what they must. End to end: test_e2e_confirmation_fails_closed.py."""
 
 from __future__ import annotations
 
