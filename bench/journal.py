@@ -22,7 +22,9 @@ from pathlib import Path
 
 import anyio
 
+from nexor_mcp import endpoints
 from nexor_mcp.audit import Journal, account_fingerprint
+from nexor_mcp.audit.recording import journaled
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.sandbox import DEMO_LEAD_IDS, SANDBOX_API_KEY, SandboxServer
@@ -57,17 +59,20 @@ async def through_client(base_url: str, directory: Path, count: int) -> dict[str
     client = NexorClient(Settings(api_key=Secret(SANDBOX_API_KEY), base_url=base_url))
     synced = Journal(directory / "client-fsync.jsonl")
     unsynced = Journal(directory / "client-nofsync.jsonl", fsync=False)
+    request = endpoints.update_lead(LEAD, BODY)
+
+    def journaled_update(journal: Journal) -> Awaitable[object]:  # what the write path's journal step does
+        return journaled(journal, client, request, lambda: client.exchange(request), tool="update_lead", before=BEFORE)
+
     variants: dict[str, Callable[[], Awaitable[object]]] = {
-        "update_lead, no journal": lambda: client.update_lead(LEAD, BODY),
-        "update_lead, journaled (intent fsynced)": lambda: client.journaled(
-            synced, tool="update_lead", lead_id=LEAD, before=BEFORE).update_lead(LEAD, BODY),
-        "update_lead, journaled (no fsync)": lambda: client.journaled(
-            unsynced, tool="update_lead", lead_id=LEAD, before=BEFORE).update_lead(LEAD, BODY),
+        "update_lead, no journal": lambda: client.call(endpoints.update_lead(LEAD, BODY)),
+        "update_lead, journaled (intent fsynced)": lambda: journaled_update(synced),
+        "update_lead, journaled (no fsync)": lambda: journaled_update(unsynced),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(10):  # warm the connection pool
-            await client.update_lead(LEAD, BODY)
+            await client.call(endpoints.update_lead(LEAD, BODY))
         for _ in range(count):  # interleaved, so drift hits every variant alike
             for name, call in variants.items():
                 started = time.perf_counter()

@@ -252,11 +252,12 @@ def _call_nexor(out: _Out, settings: Settings, what: str = "Nexor") -> int:
 
 
 async def _list_tags(settings: Settings) -> dict[str, Any]:
+    from nexor_mcp import endpoints
     from nexor_mcp.client import NexorClient
 
     client = NexorClient(settings)
     try:
-        return await client.list_tags(None)
+        return await client.call(endpoints.list_tags(None))
     finally:
         await client.aclose()
 

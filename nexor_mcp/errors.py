@@ -59,15 +59,6 @@ def writing(what: str, check: str, *, action: str, idempotent: bool, verify: str
     return Effect(True, unknown, what, f"{check}; nothing was changed.", refused)
 
 
-def lead_effect(lead_id: str, *, writes: bool) -> Effect:
-    """GET or PATCH /leads/{id}: the wording `get_lead` and `update_lead` have always used."""
-    what = f"No lead with id {lead_id} exists in this Nexor account"
-    check = "Check the lead_id (it must be the lead's UUID from Nexor)"
-    if not writes:
-        return reading(what, check)
-    return writing(what, check, action="update", idempotent=True, verify="read the lead with get_lead")
-
-
 class NexorError(Exception):
     """Base class: a call to Nexor did not give the answer it asked for."""
 
@@ -216,7 +207,7 @@ class UnreadableAnswer(InvalidResponse):
     """A 2xx whose body could not be read as the answer asked for; `what` says why ("is empty", ...).
 
     For a read that is an error. For a write it is not: Nexor accepted the change, so the client
-    turns it into an `accepted` outcome instead (see `NexorClient.update_lead`).
+    turns it into an `accepted` outcome instead (see `NexorClient.exchange`).
     """
 
     def __init__(self, status: int, what: str) -> None:

@@ -193,7 +193,7 @@ def build_server(
         client = scope.client
         try:
             arguments = spec.parse(params.arguments)
-            if spec.read_only:
+            if spec.handler is not None:  # a read tool
                 outcome: Json | Reply | Pending = await spec.handler(client, arguments, report_retry)
             else:
                 outcome = await write_safety.run(spec, client, arguments, ctx, params, report_retry, secrets)

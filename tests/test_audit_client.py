@@ -1,4 +1,4 @@
-"""`NexorClient.journaled` against the sandbox over HTTP: the intent line is on disk before the
+"""The journal step (`audit.recording.journaled`) against the sandbox over HTTP: the intent line is on disk before the
 request reaches Nexor, the outcome line after the answer, for every way a write can end; an
 unwritable journal sends nothing; every write method is journaled and no read is."""
 
@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
+from nexor_mcp import endpoints
 from nexor_mcp.audit import Journal, JournalError, account_fingerprint, read_journal
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
@@ -28,6 +29,7 @@ from nexor_mcp.errors import (
 )
 from nexor_mcp.sandbox import Fault, SandboxApi, SandboxServer
 from tests.conftest import ANA, JOHN, TEST_KEY
+from tests.journaling import Journaled
 
 pytestmark = pytest.mark.anyio
 
@@ -77,9 +79,9 @@ async def test_success_intent_before_the_request_and_outcome_after(
     client: NexorClient, api: SandboxApi, tmp_path: Path
 ) -> None:
     journal = SpyJournal(tmp_path / "audit.jsonl", api)
-    result = await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+    result = await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
         ANA, {"title": "CTO", "metadata": {"budget": 5000}}
-    )
+    ))
     assert result["lead"]["title"] == "CTO"
     assert journal.seen == [("intent", 0), ("outcome", 1)]
     assert [(request.method, request.json) for request in api.requests] == [
@@ -103,9 +105,9 @@ async def test_a_4xx_is_failed_with_its_status(client: NexorClient, api: Sandbox
     journal = SpyJournal(tmp_path / "audit.jsonl", api)
     api.inject(Fault(400, {"error": "Validation error", "message": "Invalid phone"}))
     with pytest.raises(BadRequest):
-        await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+        await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
             ANA, {"phone": "x"}
-        )
+        ))
     assert journal.seen == [("intent", 0), ("outcome", 1)]
     outcome = lines_of(tmp_path / "audit.jsonl")[1]
     assert (outcome["status"], outcome["outcome"], outcome["after"]) == (400, "failed", None)
@@ -118,9 +120,9 @@ async def test_a_5xx_is_unknown_with_its_status(client: NexorClient, api: Sandbo
     journal = SpyJournal(tmp_path / "audit.jsonl", api)
     api.inject(Fault(503, {"error": "down"}))
     with pytest.raises(ServerError):
-        await client.journaled(journal, tool="set_lead_tags", lead_id=ANA, before={"tags": ["VIP"]}).set_lead_tags(
+        await Journaled(client, journal, tool="set_lead_tags", before={"tags": ["VIP"]}).send(endpoints.set_lead_tags(
             ANA, ["VIP", "Hot lead"]
-        )
+        ))
     outcome = lines_of(tmp_path / "audit.jsonl")[1]
     assert (outcome["status"], outcome["outcome"]) == (503, "unknown")
 
@@ -135,9 +137,9 @@ async def test_a_refusal_after_an_attempt_that_may_have_applied_is_unknown(
     api.inject(Fault(429, {"error": "slow down"}, headers={"Retry-After": "0"}))
     try:
         with pytest.raises(RateLimited):
-            await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+            await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
                 ANA, {"title": "CTO"}
-            )
+            ))
     finally:
         await client.aclose()
     assert len(api.requests) == 2
@@ -153,9 +155,9 @@ async def test_refusals_on_every_attempt_are_failed(
     api.inject(Fault(429, {"error": "slow down"}, headers={"Retry-After": "0"}), times=2)
     try:
         with pytest.raises(RateLimited):
-            await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+            await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
                 ANA, {"title": "CTO"}
-            )
+            ))
     finally:
         await client.aclose()
     assert len(api.requests) == 2
@@ -169,9 +171,9 @@ async def test_a_timeout_is_unknown(sandbox_server: SandboxServer, api: SandboxA
     api.inject(Fault(200, {"success": True}, delay=3.0))
     try:
         with pytest.raises(ApiTimeout):
-            await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+            await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
                 ANA, {"title": "CTO"}
-            )
+            ))
     finally:
         await client.aclose()
     assert journal.seen == [("intent", 0), ("outcome", 1)]
@@ -190,9 +192,9 @@ async def test_connection_refused_is_failed(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "audit.jsonl")
     try:
         with pytest.raises(ApiConnectionError):
-            await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+            await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
                 ANA, {"title": "CTO"}
-            )
+            ))
     finally:
         await client.aclose()
     intent, outcome = lines_of(tmp_path / "audit.jsonl")
@@ -206,9 +208,9 @@ async def test_a_2xx_with_an_unreadable_answer_is_accepted(
 ) -> None:
     journal = Journal(tmp_path / "audit.jsonl")
     api.inject(Fault(204, raw_body=b""))
-    result = await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+    result = await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
         ANA, {"title": "CTO"}
-    )
+    ))
     assert result["accepted"] is True
     outcome = lines_of(tmp_path / "audit.jsonl")[1]
     assert (outcome["status"], outcome["outcome"], outcome["detail"], outcome["after"]) == (
@@ -221,9 +223,9 @@ async def test_an_unwritable_journal_refuses_the_write_and_sends_nothing(
     client: NexorClient, api: SandboxApi, tmp_path: Path, where: str
 ) -> None:
     path = tmp_path / "nope" / "audit.jsonl" if where == "missing directory" else tmp_path
-    journaled = client.journaled(Journal(path), tool="update_lead", lead_id=ANA, before=BEFORE)
+    journaled = Journaled(client, Journal(path), tool="update_lead", before=BEFORE)
     with pytest.raises(JournalUnwritable) as info:
-        await journaled.update_lead(ANA, {"title": "CTO"})
+        await journaled.send(endpoints.update_lead(ANA, {"title": "CTO"}))
     assert len(api.requests) == 0
     text = str(info.value)
     assert text.startswith("Nothing was sent to Nexor: the write was refused because the audit journal cannot be "
@@ -231,7 +233,7 @@ async def test_an_unwritable_journal_refuses_the_write_and_sends_nothing(
     assert "ask the user to fix NEXOR_AUDIT_LOG" in text
     assert api.leads[ANA]["title"] == "Head of Sales"
     # Reads still work: the journal is only for writes.
-    assert (await journaled.get_lead(ANA))["lead"]["id"] == ANA
+    assert (await journaled.send(endpoints.get_lead(ANA)))["lead"]["id"] == ANA
 
 
 async def test_a_failed_outcome_line_is_logged_and_the_real_result_returned(
@@ -243,9 +245,9 @@ async def test_a_failed_outcome_line_is_logged_and_the_real_result_returned(
 
     journal = NoOutcome(tmp_path / "audit.jsonl")
     with caplog.at_level(logging.ERROR):
-        result = await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+        result = await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
             ANA, {"title": "CTO"}
-        )
+        ))
     assert result["lead"]["title"] == "CTO"
     entry = lines_of(tmp_path / "audit.jsonl")[0]["id"]
     assert [record.getMessage() for record in caplog.records] == [
@@ -257,8 +259,8 @@ async def test_a_failed_outcome_line_is_logged_and_the_real_result_returned(
 async def test_no_key_raises_before_anything_is_journaled(sandbox_server: SandboxServer, tmp_path: Path) -> None:
     client = NexorClient(settings_for(sandbox_server.base_url, api_key=None))
     with pytest.raises(MissingApiKey):
-        await client.journaled(Journal(tmp_path / "a.jsonl"), tool="update_lead", lead_id=ANA, before=None
-                               ).update_lead(ANA, {"title": "x"})
+        journaled = Journaled(client, Journal(tmp_path / "a.jsonl"), tool="update_lead", before=None)
+        await journaled.send(endpoints.update_lead(ANA, {"title": "x"}))
     assert not (tmp_path / "a.jsonl").exists()
 
 
@@ -268,9 +270,9 @@ async def test_a_cancelled_write_is_unknown(sandbox_server: SandboxServer, api: 
     api.inject(Fault(200, {"success": True}, delay=5.0))
     try:
         with anyio.move_on_after(0.5):
-            await client.journaled(journal, tool="update_lead", lead_id=ANA, before=BEFORE).update_lead(
+            await Journaled(client, journal, tool="update_lead", before=BEFORE).send(endpoints.update_lead(
                 ANA, {"title": "CTO"}
-            )
+            ))
     finally:
         await client.aclose()
     outcome = lines_of(tmp_path / "audit.jsonl")[1]
@@ -285,31 +287,31 @@ async def test_every_write_method_is_journaled_with_its_exact_request_and_no_rea
     path = tmp_path / "audit.jsonl"
     journal = Journal(path)
 
-    def journaled(tool: str, lead_id: str | None) -> NexorClient:
-        return client.journaled(journal, tool=tool, lead_id=lead_id, before=None)
+    def journaled(tool: str, lead_id: str | None) -> Journaled:
+        return Journaled(client, journal, tool=tool, before=None)
 
-    await journaled("get_lead", ANA).get_lead(ANA)
-    await journaled("list_tags", None).list_tags(None)
-    await journaled("get_lead_history", ANA).get_lead_history(ANA, None, 5, 0)
-    await journaled("get_lead_meetings", ANA).get_lead_meetings(ANA, None)
-    await journaled("get_automation_status", ANA).get_automation_status(ANA, None)
-    await journaled("list_templates", None).list_templates(None, None)
-    await journaled("list_workflows", None).list_workflows()
+    await journaled("get_lead", ANA).send(endpoints.get_lead(ANA))
+    await journaled("list_tags", None).send(endpoints.list_tags(None))
+    await journaled("get_lead_history", ANA).send(endpoints.get_lead_history(ANA, None, 5, 0))
+    await journaled("get_lead_meetings", ANA).send(endpoints.get_lead_meetings(ANA, None))
+    await journaled("get_automation_status", ANA).send(endpoints.get_automation_status(ANA, None))
+    await journaled("list_templates", None).send(endpoints.list_templates(None, None))
+    await journaled("list_workflows", None).send(endpoints.list_workflows())
     assert not path.exists()  # reads never touch the journal
     tag = next(iter(api.state.tags))
-    writes: list[tuple[str, Callable[[NexorClient], Awaitable[dict[str, Any]]]]] = [
-        ("update_lead", lambda c: c.update_lead(JOHN, {"title": "CTO"})),
-        ("create_lead", lambda c: c.create_lead({"first_name": "Zoe"})),
-        ("add_lead_tags", lambda c: c.add_lead_tags(JOHN, [tag])),
-        ("set_lead_tags", lambda c: c.set_lead_tags(JOHN, ["VIP"])),
-        ("stop_automation", lambda c: c.stop_automation(ANA, WORKFLOW)),
-        ("resume_automation", lambda c: c.resume_automation(ANA, WORKFLOW, True)),
-        ("set_lead_status", lambda c: c.set_lead_status(ANA, {"status_key": "qualified"})),
-        ("assign_workflow", lambda c: c.assign_workflow(JOHN, WORKFLOW, None)),
-        ("record_meeting", lambda c: c.record_meeting({"lead_id": ANA, "title": "Demo",
-                                                        "starts_at": "2026-12-01T15:00:00Z", "duration_minutes": 30})),
-        ("send_message", lambda c: c.send_message({"lead_id": ANA, "workflow_id": WORKFLOW, "channel": "whatsapp",
-                                                      "content": "Hola"})),
+    writes: list[tuple[str, Callable[[Journaled], Awaitable[dict[str, Any]]]]] = [
+        ("update_lead", lambda c: c.send(endpoints.update_lead(JOHN, {"title": "CTO"}))),
+        ("create_lead", lambda c: c.send(endpoints.create_lead({"first_name": "Zoe"}))),
+        ("add_lead_tags", lambda c: c.send(endpoints.add_lead_tags(JOHN, [tag]))),
+        ("set_lead_tags", lambda c: c.send(endpoints.set_lead_tags(JOHN, ["VIP"]))),
+        ("stop_automation", lambda c: c.send(endpoints.stop_automation(ANA, WORKFLOW))),
+        ("resume_automation", lambda c: c.send(endpoints.resume_automation(ANA, WORKFLOW, True))),
+        ("set_lead_status", lambda c: c.send(endpoints.set_lead_status(ANA, {"status_key": "qualified"}))),
+        ("assign_workflow", lambda c: c.send(endpoints.assign_workflow(JOHN, WORKFLOW, None))),
+        ("record_meeting", lambda c: c.send(endpoints.record_meeting({"lead_id": ANA, "title": "Demo",
+                                                        "starts_at": "2026-12-01T15:00:00Z", "duration_minutes": 30}))),
+        ("send_message", lambda c: c.send(endpoints.send_message({"lead_id": ANA, "workflow_id": WORKFLOW,
+                                                                  "channel": "whatsapp", "content": "Hola"}))),
     ]
     for tool, call in writes:
         await call(journaled(tool, None))

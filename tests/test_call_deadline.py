@@ -10,6 +10,7 @@ import anyio
 import httpx2
 import pytest
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import ServerError
@@ -61,10 +62,10 @@ async def test_a_calls_requests_stop_at_its_deadline() -> None:
     client = client_for(nexor)
     deadline = CallDeadline(1, 5, clock=clock)
     with deadline.running():
-        await client.get_lead(LEAD)
-        await client.get_lead(LEAD)
+        await client.call(endpoints.get_lead(LEAD))
+        await client.call(endpoints.get_lead(LEAD))
         with pytest.raises(DeadlinePassed) as info:
-            await client.update_lead(LEAD, {"title": "late"})
+            await client.call(endpoints.update_lead(LEAD, {"title": "late"}))
     assert nexor.requests == [("GET", f"leads/{LEAD}"), ("GET", f"leads/{LEAD}")]
     assert str(info.value) == (
         "Not sent: Nexor answered this call's earlier requests slowly (1.2 s so far), and every request of one "
@@ -81,7 +82,7 @@ async def test_a_read_refused_by_the_deadline_says_nothing_was_changed() -> None
     deadline = CallDeadline(1, 5, clock=clock)
     clock.now = 1.5
     with deadline.running(), pytest.raises(DeadlinePassed, match=r"\(1\.5 s so far\).*Nothing was changed; try"):
-        await client.get_lead(LEAD)
+        await client.call(endpoints.get_lead(LEAD))
     await client.aclose()
 
 
@@ -93,10 +94,10 @@ async def test_retries_share_the_calls_budget_instead_of_each_request_having_its
     client = client_for(nexor, max_retries=3)
     deadline = CallDeadline(1, 5, clock=clock)
     with deadline.running():
-        await client.get_lead(LEAD)
+        await client.call(endpoints.get_lead(LEAD))
         clock.now = 0.8
         with pytest.raises(ServerError) as info:
-            await client.update_lead(LEAD, {"title": "x"})
+            await client.call(endpoints.update_lead(LEAD, {"title": "x"}))
     assert [method for method, _ in nexor.requests] == ["GET", "PATCH"]
     assert "It was not retried again: waiting 0.5 s would pass the 1 s retry budget of this call." in str(info.value)
     await client.aclose()
@@ -107,7 +108,8 @@ async def test_a_write_that_may_not_be_idempotent_is_never_retried_even_with_bud
     nexor = SlowNexor(clock, 0.0, statuses=[503, 200])
     client = client_for(nexor, max_retries=3)
     with CallDeadline(100, 5, clock=clock).running(), pytest.raises(ServerError):
-        await client.send_message({"lead_id": LEAD, "workflow_id": WORKFLOW, "channel": "email", "content": "Hi"})
+        message = {"lead_id": LEAD, "workflow_id": WORKFLOW, "channel": "email", "content": "Hi"}
+        await client.call(endpoints.send_message(message))
     assert nexor.requests == [("POST", "messages")]
     await client.aclose()
 
@@ -118,10 +120,10 @@ async def test_the_clock_restarts_once_a_person_has_answered() -> None:
     nexor = SlowNexor(clock, 0.9)
     client = client_for(nexor)
     with CallDeadline(1, 5, clock=clock).running():
-        await client.get_lead(LEAD)
+        await client.call(endpoints.get_lead(LEAD))
         with waiting_for_person():
             clock.now += 240.0
-        await client.update_lead(LEAD, {"title": "approved"})
+        await client.call(endpoints.update_lead(LEAD, {"title": "approved"}))
     assert nexor.requests == [("GET", f"leads/{LEAD}"), ("PATCH", f"leads/{LEAD}")]
     await client.aclose()
 

@@ -21,7 +21,7 @@ import anyio
 import httpx2
 import pytest
 
-from nexor_mcp import __version__
+from nexor_mcp import __version__, endpoints
 from nexor_mcp.client import MAX_RESPONSE_BYTES, USER_AGENT, NexorClient, parse_retry_after
 from nexor_mcp.config import (
     DEFAULT_BASE_URL,
@@ -135,7 +135,7 @@ def make_client(
 async def get(handler: Any, **kwargs: Any) -> Json:
     client = make_client(handler, **kwargs)
     try:
-        return await client.get_lead(LEAD)
+        return await client.call(endpoints.get_lead(LEAD))
     finally:
         await client.aclose()
 
@@ -143,7 +143,7 @@ async def get(handler: Any, **kwargs: Any) -> Json:
 async def patch(handler: Any, changes: Json | None = None, **kwargs: Any) -> Json:
     client = make_client(handler, **kwargs)
     try:
-        return await client.update_lead(LEAD, {"first_name": "Ana"} if changes is None else changes)
+        return await client.call(endpoints.update_lead(LEAD, {"first_name": "Ana"} if changes is None else changes))
     finally:
         await client.aclose()
 
@@ -221,7 +221,7 @@ async def test_base_url_from_settings_builds_the_right_path(base: str) -> None:
     recorder = Recorder()
     client = NexorClient(settings, transport=httpx2.MockTransport(recorder))
     try:
-        await client.get_lead(LEAD)
+        await client.call(endpoints.get_lead(LEAD))
     finally:
         await client.aclose()
     assert recorder.only.url.path == LEAD_PATH
@@ -230,9 +230,9 @@ async def test_base_url_from_settings_builds_the_right_path(base: str) -> None:
 async def test_one_client_serves_several_calls_and_closes_twice() -> None:
     recorder = Recorder()
     client = make_client(recorder)
-    await client.get_lead(LEAD)
-    await client.update_lead(LEAD, {"first_name": "Ana"})
-    await client.get_lead(LEAD)
+    await client.call(endpoints.get_lead(LEAD))
+    await client.call(endpoints.update_lead(LEAD, {"first_name": "Ana"}))
+    await client.call(endpoints.get_lead(LEAD))
     assert [r.method for r in recorder.requests] == ["GET", "PATCH", "GET"]
     await client.aclose()
     await client.aclose()
@@ -1022,10 +1022,11 @@ def test_redact() -> None:
 # --------------------------------------------------------------------------------------------------
 
 NOT_IDEMPOTENT_CALLS: list[tuple[str, Callable[[NexorClient], Any]]] = [
-    ("lead creation", lambda c: c.create_lead({"first_name": "Ana"})),
-    ("message", lambda c: c.send_message({"lead_id": LEAD, "workflow_id": LEAD, "channel": "call"})),
-    ("workflow assignment", lambda c: c.assign_workflow(LEAD, LEAD, None)),
-    ("meeting", lambda c: c.record_meeting({"lead_id": LEAD, "title": "x", "starts_at": "2026-01-01T10:00:00Z"})),
+    ("lead creation", lambda c: c.call(endpoints.create_lead({"first_name": "Ana"}))),
+    ("message", lambda c: c.call(endpoints.send_message({"lead_id": LEAD, "workflow_id": LEAD, "channel": "call"}))),
+    ("workflow assignment", lambda c: c.call(endpoints.assign_workflow(LEAD, LEAD, None))),
+    ("meeting",
+     lambda c: c.call(endpoints.record_meeting({"lead_id": LEAD, "title": "x", "starts_at": "2026-01-01T10:00:00Z"}))),
 ]
 
 
@@ -1052,7 +1053,7 @@ async def test_a_meeting_with_external_ids_is_retried_because_nexor_deduplicates
     meeting = {"lead_id": LEAD, "title": "x", "starts_at": "2026-01-01T10:00:00Z",
                "external_calendar_provider": "google", "external_event_id": "evt-1"}
     with pytest.raises(NexorError) as info:
-        await client.record_meeting(meeting)
+        await client.call(endpoints.record_meeting(meeting))
     await client.aclose()
     assert len(recorder.requests) == 2
     assert "retrying the same meeting is safe" in str(info.value)
@@ -1061,7 +1062,7 @@ async def test_a_meeting_with_external_ids_is_retried_because_nexor_deduplicates
 async def test_query_strings_carry_the_filters() -> None:
     recorder = Recorder(200, body={"success": True, "history": [], "lead": {"id": LEAD}})
     client = make_client(recorder)
-    result = await client.get_lead_history(LEAD, ["whatsapp", "email"], 20, 40)
+    result = await client.call(endpoints.get_lead_history(LEAD, ["whatsapp", "email"], 20, 40))
     await client.aclose()
     assert str(recorder.only.url) == f"{BASE}/leads/{LEAD}/history?limit=20&offset=40&channel=whatsapp%2Cemail"
     assert result == {"lead": {"id": LEAD}, "history": [], "next_offset": None}
@@ -1073,7 +1074,7 @@ async def test_next_offset_is_null_only_on_a_short_page(
 ) -> None:
     recorder = Recorder(200, body={"success": True, "history": [{"n": n} for n in range(count)]})
     client = make_client(recorder)
-    result = await client.get_lead_history(LEAD, None, limit, offset)
+    result = await client.call(endpoints.get_lead_history(LEAD, None, limit, offset))
     await client.aclose()
     assert result["next_offset"] == expected
     assert result["lead"] is None

@@ -14,9 +14,11 @@ from typing import Any
 import httpx2
 import pytest
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import NexorError
+from nexor_mcp.request import Request
 
 pytestmark = pytest.mark.anyio
 
@@ -27,6 +29,11 @@ WORKFLOW = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 Call = Callable[[NexorClient], Awaitable[Any]]
 
 
+def sends(request: Request) -> Call:
+    """The call that sends `request` with a client."""
+    return lambda client: client.call(request)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -34,26 +41,29 @@ def anyio_backend() -> str:
 
 # (name, the call, what a refusal tells the agent to do next)
 READS: list[tuple[str, Call, str]] = [
-    ("get_lead", lambda c: c.get_lead(LEAD), "try again later"),
-    ("get_lead_history", lambda c: c.get_lead_history(LEAD, None, 50, 0), "try again later"),
-    ("get_lead_meetings", lambda c: c.get_lead_meetings(LEAD, None), "try again later"),
-    ("get_automation_status", lambda c: c.get_automation_status(LEAD, None), "try again later"),
-    ("list_tags", lambda c: c.list_tags(None), "try again later"),
-    ("list_templates", lambda c: c.list_templates(None, None), "try again later"),
-    ("list_workflows", lambda c: c.list_workflows(), "try again later"),
+    ("get_lead", sends(endpoints.get_lead(LEAD)), "try again later"),
+    ("get_lead_history", sends(endpoints.get_lead_history(LEAD, None, 50, 0)), "try again later"),
+    ("get_lead_meetings", sends(endpoints.get_lead_meetings(LEAD, None)), "try again later"),
+    ("get_automation_status", sends(endpoints.get_automation_status(LEAD, None)), "try again later"),
+    ("list_tags", sends(endpoints.list_tags(None)), "try again later"),
+    ("list_templates", sends(endpoints.list_templates(None, None)), "try again later"),
+    ("list_workflows", sends(endpoints.list_workflows()), "try again later"),
 ]
 WRITES: list[tuple[str, Call, str]] = [
-    ("update_lead", lambda c: c.update_lead(LEAD, {"title": "CTO"}), "read the lead with get_lead"),
-    ("create_lead", lambda c: c.create_lead({"first_name": "Ana"}), "ask the user to look for the lead in Nexor"),
-    ("add_lead_tags", lambda c: c.add_lead_tags(LEAD, [WORKFLOW]), "list the lead's tags with get_lead"),
-    ("set_lead_tags", lambda c: c.set_lead_tags(LEAD, ["VIP"]), "read the lead's tags with get_lead"),
-    ("stop_automation", lambda c: c.stop_automation(LEAD, WORKFLOW), "check with get_automation_status"),
-    ("resume_automation", lambda c: c.resume_automation(LEAD, WORKFLOW, False), "check with get_automation_status"),
-    ("record_meeting", lambda c: c.record_meeting({"lead_id": LEAD, "title": "x", "starts_at": "2026-12-01T10:00"}),
+    ("update_lead", sends(endpoints.update_lead(LEAD, {"title": "CTO"})), "read the lead with get_lead"),
+    ("create_lead", sends(endpoints.create_lead({"first_name": "Ana"})), "ask the user to look for the lead in Nexor"),
+    ("add_lead_tags", sends(endpoints.add_lead_tags(LEAD, [WORKFLOW])), "list the lead's tags with get_lead"),
+    ("set_lead_tags", sends(endpoints.set_lead_tags(LEAD, ["VIP"])), "read the lead's tags with get_lead"),
+    ("stop_automation", sends(endpoints.stop_automation(LEAD, WORKFLOW)), "check with get_automation_status"),
+    ("resume_automation", sends(endpoints.resume_automation(LEAD, WORKFLOW, False)),
+     "check with get_automation_status"),
+    ("record_meeting", sends(endpoints.record_meeting({"lead_id": LEAD, "title": "x",
+                                                      "starts_at": "2026-12-01T10:00"})),
      "list the lead's meetings with get_lead_meetings"),
-    ("assign_workflow", lambda c: c.assign_workflow(LEAD, WORKFLOW, None), "read the lead with get_lead"),
-    ("set_lead_status", lambda c: c.set_lead_status(LEAD, {"status_key": "qualified"}), "read the lead with get_lead"),
-    ("send_message", lambda c: c.send_message({"lead_id": LEAD, "workflow_id": WORKFLOW, "channel": "call"}),
+    ("assign_workflow", sends(endpoints.assign_workflow(LEAD, WORKFLOW, None)), "read the lead with get_lead"),
+    ("set_lead_status", sends(endpoints.set_lead_status(LEAD, {"status_key": "qualified"})),
+     "read the lead with get_lead"),
+    ("send_message", sends(endpoints.send_message({"lead_id": LEAD, "workflow_id": WORKFLOW, "channel": "call"})),
      "read the conversation with get_lead_history"),
 ]
 EVERY = READS + WRITES
@@ -152,7 +162,7 @@ def test_the_non_lead_check_can_fail() -> None:
     ids=["bare-list", "empty-list", "string", "number", "null", "boolean", "workflows-key", "data-key", "other-object"],
 )
 async def test_list_workflows_passes_any_json_through_under_workflows(answer: Any) -> None:
-    result = await outcome(lambda c: c.list_workflows(), answering(200, json.dumps(answer).encode()))
+    result = await outcome(sends(endpoints.list_workflows()), answering(200, json.dumps(answer).encode()))
     if isinstance(answer, dict):
         expected = answer.get("workflows", answer.get("data", {k: v for k, v in answer.items() if k != "success"}))
     else:
@@ -162,6 +172,6 @@ async def test_list_workflows_passes_any_json_through_under_workflows(answer: An
 
 async def test_only_list_workflows_takes_a_bare_list() -> None:
     """The other list endpoints are documented as objects: a bare list there is still unreadable."""
-    for call in (lambda c: c.list_tags(None), lambda c: c.list_templates(None, None)):
+    for call in (sends(endpoints.list_tags(None)), sends(endpoints.list_templates(None, None))):
         text = await outcome(call, answering(200, b"[]"))
         assert isinstance(text, str) and "is a JSON list, not an object" in text

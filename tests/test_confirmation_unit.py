@@ -14,9 +14,9 @@ from mcp.types import ElicitResult
 from pydantic import ValidationError
 
 from nexor_mcp import confirm
-from nexor_mcp.client import Request
 from nexor_mcp.config import Secret
 from nexor_mcp.confirm import Sealer, Stop, question_text
+from nexor_mcp.request import Request
 from nexor_mcp.safety import dry_run_reply, pending_text
 from nexor_mcp.tools.preview import Preview
 

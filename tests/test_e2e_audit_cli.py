@@ -1,6 +1,6 @@
 """End to end: `python -m nexor_mcp audit list | show | undo` as a subprocess against the sandbox.
 
-The journal is written the way the server writes it (a journaled client, with the before-values
+The journal is written the way the server writes it (the journal step around a client, with the before-values
 read from the lead first); the assertions are on what the command printed, what the sandbox
 received, what the lead holds afterwards and what the journal then contains."""
 
@@ -17,11 +17,13 @@ from typing import Any
 import anyio
 import pytest
 
+from nexor_mcp import endpoints
 from nexor_mcp.audit import Journal, account_fingerprint, read_journal
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.sandbox import CAMPAIGNS, Fault, SandboxApi, SandboxServer
 from tests.conftest import ANA, JOHN, TEST_KEY
+from tests.journaling import Journaled
 
 OTHER_KEY = "nxr_live_other_account_41c7"
 WORKFLOW = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
@@ -48,7 +50,7 @@ def write(
     async def go() -> None:
         client = NexorClient(Settings(api_key=Secret(key), base_url=base_url, max_retries=0))
         try:
-            lead = (await client.get_lead(lead_id))["lead"]
+            lead = (await client.call(endpoints.get_lead(lead_id)))["lead"]
             before: Json | None = None
             if tool == "update_lead":
                 fields = {name: lead[name] if name != "campaign_id" else (lead["campaign"] or {}).get("id")
@@ -61,15 +63,15 @@ def write(
                 }
             elif tool == "set_lead_tags":
                 before = {"tags": [tag["name"] for tag in lead["tags"]]}
-            journaled = client.journaled(Journal(journal), tool=tool, lead_id=lead_id, before=before)
+            journaled = Journaled(client, Journal(journal), tool=tool, before=before)
             if fail is not None:
                 fail[0].inject(fail[1])
             if tool == "update_lead":
-                await journaled.update_lead(lead_id, arguments)
+                await journaled.send(endpoints.update_lead(lead_id, arguments))
             elif tool == "set_lead_tags":
-                await journaled.set_lead_tags(lead_id, arguments)
+                await journaled.send(endpoints.set_lead_tags(lead_id, arguments))
             else:
-                await journaled.send_message(arguments)
+                await journaled.send(endpoints.send_message(arguments))
         finally:
             await client.aclose()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from nexor_mcp import client as client_module
-from nexor_mcp import outbound, sender
+from nexor_mcp import endpoints, outbound, sender
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import ApiConnectionError, ApiStatusError, ApiTimeout
@@ -480,7 +480,7 @@ async def test_a_redirect_is_not_followed(each_sender: str) -> None:
     async with serving(fixed(response(302, b"", "Location: http://elsewhere.test/steal"))) as server:
         client = client_for(server.port)
         with pytest.raises(ApiStatusError) as info:
-            await client.get_lead(LEAD)
+            await client.call(endpoints.get_lead(LEAD))
         await client.aclose()
     assert info.value.status == 302
     assert len(server.requests) == 1
@@ -491,7 +491,7 @@ async def test_a_write_cut_off_mid_answer_is_an_unknown_outcome_and_never_retrie
         settings = Settings(api_key=Secret(KEY), base_url=f"http://127.0.0.1:{server.port}/api/public", max_retries=3)
         client = NexorClient(settings)
         with pytest.raises(ApiConnectionError) as info:
-            await client.create_lead({"first_name": "Ana"})
+            await client.call(endpoints.create_lead({"first_name": "Ana"}))
         await client.aclose()
     assert len(server.requests) == 1
     assert "closed mid-response" in str(info.value)
@@ -504,7 +504,7 @@ async def test_refused_is_nothing_sent_and_a_timeout_is_api_timeout(each_sender:
         port = server.port
     client = client_for(port)
     with pytest.raises(ApiConnectionError) as refused:
-        await client.create_lead({"first_name": "Ana"})
+        await client.call(endpoints.create_lead({"first_name": "Ana"}))
     assert "connection refused" in str(refused.value)
     assert "NEXOR_BASE_URL" in str(refused.value)
 
@@ -515,14 +515,14 @@ async def test_refused_is_nothing_sent_and_a_timeout_is_api_timeout(each_sender:
     async with serving(never) as server:
         client = client_for(server.port, timeout=0.1)
         with pytest.raises(ApiTimeout):
-            await client.get_lead(LEAD)
+            await client.call(endpoints.get_lead(LEAD))
         await client.aclose()
 
 
 async def test_the_key_is_in_no_repr(each_sender: str) -> None:
     async with serving(fixed(response(200, b'{"id":"' + LEAD.encode() + b'"}'))) as server:
         client = client_for(server.port)
-        await client.get_lead(LEAD)
+        await client.call(endpoints.get_lead(LEAD))
         shared = client._outbound.get()
         assert type(shared) is (Pool if each_sender == "pool" else HttpxSender)
         assert KEY not in repr(client) + repr(shared) + repr(shared.__dict__)

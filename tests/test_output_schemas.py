@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from jsonschema import Draft202012Validator
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.server import success_result
@@ -66,9 +67,9 @@ async def result_of(tool: str, status: int, content: bytes) -> dict[str, Any]:
     client = client_answering(status, content)
     try:
         if tool == "get_lead":
-            structured = await client.get_lead(LEAD)
+            structured = await client.call(endpoints.get_lead(LEAD))
         else:
-            structured = await client.update_lead(LEAD, {"title": "CTO"})
+            structured = await client.call(endpoints.update_lead(LEAD, {"title": "CTO"}))
     finally:
         await client.aclose()
     result = success_result(structured, (KEY,))

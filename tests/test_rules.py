@@ -13,10 +13,11 @@ from typing import Any
 import httpx2
 import pytest
 
-from nexor_mcp import rules
+from nexor_mcp import endpoints, rules
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Secret, Settings
 from nexor_mcp.errors import NexorError
+from nexor_mcp.request import Request
 from nexor_mcp.rules import ABSENT, WRITES, always_idempotent, current_field, is_idempotent, patched, same
 from nexor_mcp.tools import ALL_TOOLS
 from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
@@ -115,24 +116,31 @@ def test_a_write_tool_without_a_known_endpoint_is_a_declaration_error(writes: st
 
 MEETING = {"lead_id": LEAD, "title": "x", "starts_at": "2026-01-01T10:00:00Z"}
 DEDUPLICATED = {**MEETING, "external_calendar_provider": "google", "external_event_id": "evt-1"}
+
+
+def sends(request: Request) -> Callable[[NexorClient], Any]:
+    """The call that sends `request` with a client."""
+    return lambda client: client.call(request)
+
+
 CLIENT_WRITES: list[tuple[str, str, Callable[[NexorClient], Any], Any]] = [
-    ("PATCH /leads/{id}", f"PATCH /leads/{LEAD}", lambda c: c.update_lead(LEAD, {"title": "x"}), {"title": "x"}),
-    ("POST /leads", "POST /leads", lambda c: c.create_lead({"first_name": "Ana"}), {"first_name": "Ana"}),
-    ("POST /leads/{id}/tags", f"POST /leads/{LEAD}/tags", lambda c: c.add_lead_tags(LEAD, ["t1"]),
+    ("PATCH /leads/{id}", f"PATCH /leads/{LEAD}", sends(endpoints.update_lead(LEAD, {"title": "x"})), {"title": "x"}),
+    ("POST /leads", "POST /leads", sends(endpoints.create_lead({"first_name": "Ana"})), {"first_name": "Ana"}),
+    ("POST /leads/{id}/tags", f"POST /leads/{LEAD}/tags", sends(endpoints.add_lead_tags(LEAD, ["t1"])),
      {"tagIds": ["t1"]}),
-    ("PUT /leads/tags", "PUT /leads/tags", lambda c: c.set_lead_tags(LEAD, ["VIP"]),
+    ("PUT /leads/tags", "PUT /leads/tags", sends(endpoints.set_lead_tags(LEAD, ["VIP"])),
      {"lead_id": LEAD, "tags": ["VIP"]}),
     ("POST /leads/{id}/automation/stop", f"POST /leads/{LEAD}/automation/stop",
-     lambda c: c.stop_automation(LEAD, WORKFLOW), {"workflow_id": WORKFLOW}),
+     sends(endpoints.stop_automation(LEAD, WORKFLOW)), {"workflow_id": WORKFLOW}),
     ("POST /leads/{id}/automation/resume", f"POST /leads/{LEAD}/automation/resume",
-     lambda c: c.resume_automation(LEAD, WORKFLOW, False), {"workflow_id": WORKFLOW, "resume_cadence": False}),
-    ("POST /meetings", "POST /meetings", lambda c: c.record_meeting(MEETING), MEETING),
-    ("POST /meetings", "POST /meetings", lambda c: c.record_meeting(DEDUPLICATED), DEDUPLICATED),
+     sends(endpoints.resume_automation(LEAD, WORKFLOW, False)), {"workflow_id": WORKFLOW, "resume_cadence": False}),
+    ("POST /meetings", "POST /meetings", sends(endpoints.record_meeting(MEETING)), MEETING),
+    ("POST /meetings", "POST /meetings", sends(endpoints.record_meeting(DEDUPLICATED)), DEDUPLICATED),
     ("POST /leads/{id}/assign-workflow", f"POST /leads/{LEAD}/assign-workflow",
-     lambda c: c.assign_workflow(LEAD, WORKFLOW, None), {"workflowId": WORKFLOW}),
-    ("POST /leads/{id}/status", f"POST /leads/{LEAD}/status", lambda c: c.set_lead_status(LEAD, {"status": "won"}),
+     sends(endpoints.assign_workflow(LEAD, WORKFLOW, None)), {"workflowId": WORKFLOW}),
+    ("POST /leads/{id}/status", f"POST /leads/{LEAD}/status", sends(endpoints.set_lead_status(LEAD, {"status": "won"})),
      {"status": "won"}),
-    ("POST /messages", "POST /messages", lambda c: c.send_message({"lead_id": LEAD, "channel": "call"}),
+    ("POST /messages", "POST /messages", sends(endpoints.send_message({"lead_id": LEAD, "channel": "call"})),
      {"lead_id": LEAD, "channel": "call"}),
 ]
 

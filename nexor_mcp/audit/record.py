@@ -89,6 +89,27 @@ class Written(_Values):
     """What Nexor's answer says the written values now are: `{fields, metadata}` of a PATCH of a
     lead, `{tags}` of a PUT of its tags (Nexor may store a value differently than sent)."""
 
+    @classmethod
+    def of_answer(cls, method: str, path: str, body: Json | None, result: Json) -> Written | None:
+        """From a write's result, for exactly what it wrote (the fields and metadata keys of a PATCH
+        of a lead, the tag names of a PUT of its tags); None for any other write, or when the answer
+        does not say. `audit undo` compares the lead with this."""
+        sent = body or {}
+        lead = result.get("lead")
+        if method == "PATCH" and path.startswith("leads/") and isinstance(lead, dict):
+            stored, written = lead.get("metadata"), sent.get("metadata")
+            metadata = (
+                {key: stored[key] for key in written if key in stored}
+                if isinstance(stored, dict) and isinstance(written, dict) else {}
+            )
+            return cls(fields={name: lead[name] for name in sent if name != "metadata" and name in lead},
+                       metadata=metadata)
+        if method == "PUT" and path == "leads/tags" and isinstance(result.get("tags"), list):
+            names = [tag.get("name") for tag in result["tags"] if isinstance(tag, dict)]
+            if all(isinstance(name, str) for name in names):
+                return cls(tags=names)
+        return None
+
 
 def _dump(model: BaseModel, omit_when_none: tuple[str, ...] = ()) -> Json:
     """A line's object, keys in the declared order (not copied: it is serialised at once)."""

@@ -9,13 +9,16 @@ set it had. Values are compared as JSON (1, 1.0 and true differ), tags by Nexor'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nexor_mcp.audit.journal import Journal
 from nexor_mcp.audit.record import Entry, UndoRecord
 from nexor_mcp.audit.render import compact, names, shown
 from nexor_mcp.json_types import Json
 from nexor_mcp.rules import ABSENT, current_field, same, tag_slug
+
+if TYPE_CHECKING:
+    from nexor_mcp.client import NexorClient
 
 NOT_UNDOABLE = {
     "send_message": "a message went to a real person, and a message cannot be unsent",
@@ -157,10 +160,12 @@ def plan(entry: Entry, lead: Json) -> Plan | str:
 
 
 async def undo_one(
-    client: Any, journal: Journal, entries: list[Entry], entry: Entry, account: str | None, *, force: bool,
+    client: NexorClient, journal: Journal, entries: list[Entry], entry: Entry, account: str | None, *, force: bool,
     dry_run: bool,
 ) -> tuple[Result, list[str]]:
     """Undo one entry with `client` (its write journaled as tool `undo`): what came of it, and what to say."""
+    from nexor_mcp import endpoints
+    from nexor_mcp.audit.recording import journaled
     from nexor_mcp.errors import NexorError
 
     if entry.outcome == "failed":
@@ -177,7 +182,7 @@ async def undo_one(
     if not isinstance(lead_id, str):
         return "refused", ["the entry has no lead id"]
     try:
-        lead = (await client.get_lead(lead_id))["lead"]
+        lead = (await client.call(endpoints.get_lead(lead_id)))["lead"]
     except NexorError as exc:
         return "failed", [f"could not read the lead, so nothing was sent: {exc}"]
     restore = plan(entry, lead)
@@ -199,13 +204,14 @@ async def undo_one(
     lines += restore.lines
     if dry_run:
         return "undone", [*lines, f"would send: {restore.method} {restore.path} {compact(restore.body)}"]
-    undoing = client.journaled(journal, tool="undo", lead_id=lead_id, before=restore.before.as_json(),
-                               undoes=entry.id)
+    request = (
+        endpoints.update_lead(lead_id, restore.body) if restore.kind == "fields"
+        else endpoints.set_lead_tags(lead_id, restore.body["tags"])
+    )
     try:
-        if restore.kind == "fields":
-            result = await undoing.update_lead(lead_id, restore.body)
-        else:
-            result = await undoing.set_lead_tags(lead_id, restore.body["tags"])
+        sent = await journaled(journal, client, request, lambda: client.exchange(request), tool="undo",
+                               before=restore.before.as_json(), undoes=entry.id)
+        result = sent.result
     except NexorError as exc:
         return "failed", [*lines, f"the undo failed: {exc}"]
     if result.get("accepted") is True:

@@ -3,14 +3,16 @@ workflow or status."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from pydantic import MISSING, Field
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import quote
+from nexor_mcp.request import Request
 from nexor_mcp.tools.arguments import InvalidArguments, Problem, UnknownArgumentHints
 from nexor_mcp.tools.fields import FreeText, Text, Uuid, confirmation, dry_run
 from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH
@@ -30,7 +32,7 @@ from nexor_mcp.tools.preview import (
     workflow_label,
     workflow_name,
 )
-from nexor_mcp.tools.spec import CONFIRMED, Arguments, Group, ToolSpec
+from nexor_mcp.tools.spec import CONFIRMED, Arguments, CurrentLead, Group, SendMore, ToolSpec
 
 WORKFLOW_ID = "The workflow's UUID (get_lead shows the lead's active run)."
 RUN_WORKFLOW_ID = "Default: the workflow of the lead's active run (get_lead shows it)."
@@ -50,7 +52,7 @@ class StatusArguments(Arguments):
 
 async def get_automation_status(client: NexorClient, arguments: StatusArguments, on_retry: OnRetry | None) -> Json:
     workflow_id = None if arguments.workflow_id is MISSING else arguments.workflow_id
-    return await client.get_automation_status(arguments.lead_id, workflow_id, on_retry)
+    return await client.call(endpoints.get_automation_status(arguments.lead_id, workflow_id), on_retry)
 
 
 GET_AUTOMATION_STATUS = ToolSpec(
@@ -70,7 +72,7 @@ class NoArguments(Arguments):
 
 
 async def list_workflows(client: NexorClient, arguments: NoArguments, on_retry: OnRetry | None) -> Json:
-    return await client.list_workflows(on_retry)
+    return await client.call(endpoints.list_workflows(), on_retry)
 
 
 LIST_WORKFLOWS = ToolSpec(
@@ -94,28 +96,19 @@ class RunArguments(Arguments):
 R = TypeVar("R", bound=RunArguments)
 
 
-def run_workflow(tool: str) -> Callable[[R, Json | None], R]:
+def run_workflow(tool: str) -> Callable[[R, CurrentLead], Awaitable[R]]:
     """The `resolve` of a tool whose workflow_id may be omitted: the workflow of the active run the
     lead's answer names, or a refusal naming workflow_id (nothing is sent)."""
 
-    def resolve(arguments: R, lead: Json | None) -> R:
+    async def resolve(arguments: R, lead: CurrentLead) -> R:
         if arguments.workflow_id is not MISSING:
-            return arguments
-        workflow_id = run_workflow_id(lead)
+            return arguments  # the lead is not read for it
+        workflow_id = run_workflow_id(await lead.get())
         if workflow_id is None:
             raise InvalidArguments(tool, [Problem("workflow_id", NO_RUN)])
         return arguments.model_copy(update={"workflow_id": workflow_id})
 
     return resolve
-
-
-async def with_run_workflow(client: NexorClient, tool: str, arguments: R, on_retry: OnRetry | None) -> R:
-    """`run_workflow` for a call that did not go through the write-safety path (which reads the lead
-    and resolves before the handler runs): one GET of the lead, only when workflow_id was omitted."""
-    if arguments.workflow_id is not MISSING:
-        return arguments
-    lead = (await client.get_lead(arguments.lead_id, on_retry)).get("lead")
-    return run_workflow(tool)(arguments, lead if isinstance(lead, dict) else None)
 
 
 def sent_workflow_id(inputs: PreviewInputs) -> str:
@@ -144,14 +137,13 @@ class TakeoverArguments(RunArguments):
     dry_run: bool = dry_run()
 
 
-async def stop_automation(client: NexorClient, arguments: TakeoverArguments, on_retry: OnRetry | None) -> Json:
-    arguments = await with_run_workflow(client, "stop_automation", arguments, on_retry)
-    workflow_id = str(arguments.workflow_id)
-    return took_over(await client.stop_automation(arguments.lead_id, workflow_id, on_retry), workflow_id)
+def stop_automation(arguments: TakeoverArguments) -> Request:
+    return endpoints.stop_automation(arguments.lead_id, str(arguments.workflow_id))
 
 
-def took_over(result: Json, workflow_id: str) -> Json:
+async def took_over(arguments: TakeoverArguments, result: Json, send_more: SendMore) -> Json:
     """Nexor's answer to a stop, saying in words what it means: a human has the lead now."""
+    workflow_id = str(arguments.workflow_id)
     if result.get("accepted") is True:
         return result  # applied, but the answer could not be read: its message says so
     if result.get("already_stopped") is True:
@@ -194,7 +186,8 @@ STOP_AUTOMATION = ToolSpec(
     group=Group.WRITE,
     arguments=TakeoverArguments,
     output_schema=PASSED_THROUGH,
-    handler=stop_automation,
+    request=stop_automation,
+    after=took_over,
     writes="POST /leads/{id}/automation/stop",
     hints=HINTS,
     preview=preview_stop,
@@ -211,10 +204,13 @@ class ResumeArguments(RunArguments):
     confirmation: Text | MISSING = confirmation()
 
 
-async def resume_automation(client: NexorClient, arguments: ResumeArguments, on_retry: OnRetry | None) -> Json:
-    arguments = await with_run_workflow(client, "resume_automation", arguments, on_retry)
+def resume_automation(arguments: ResumeArguments) -> Request:
+    return endpoints.resume_automation(arguments.lead_id, str(arguments.workflow_id), arguments.resume_cadence)
+
+
+async def given_back(arguments: ResumeArguments, result: Json, send_more: SendMore) -> Json:
+    """Nexor's answer to a resume, in words: whether the AI has the lead again, and its cadence."""
     workflow_id = str(arguments.workflow_id)
-    result = await client.resume_automation(arguments.lead_id, workflow_id, arguments.resume_cadence, on_retry)
     if result.get("accepted") is True:
         return result
     if result.get("already_running") is True:
@@ -250,7 +246,8 @@ RESUME_AUTOMATION = ToolSpec(
     group=Group.AUTOMATION,
     arguments=ResumeArguments,
     output_schema=PASSED_THROUGH,
-    handler=resume_automation,
+    request=resume_automation,
+    after=given_back,
     writes="POST /leads/{id}/automation/resume",
     hints=HINTS,
     preview=preview_resume,
@@ -266,9 +263,9 @@ class AssignArguments(Arguments):
     confirmation: Text | MISSING = confirmation()
 
 
-async def assign_workflow(client: NexorClient, arguments: AssignArguments, on_retry: OnRetry | None) -> Json:
+def assign_workflow(arguments: AssignArguments) -> Request:
     reason = None if arguments.reason is MISSING else arguments.reason
-    return await client.assign_workflow(arguments.lead_id, arguments.workflow_id, reason, on_retry)
+    return endpoints.assign_workflow(arguments.lead_id, arguments.workflow_id, reason)
 
 
 def run_workflow_label(lead: Json | None, listed: list[Json]) -> str | None:
@@ -310,7 +307,7 @@ ASSIGN_WORKFLOW = ToolSpec(
     group=Group.AUTOMATION,
     arguments=AssignArguments,
     output_schema=PASSED_THROUGH,
-    handler=assign_workflow,
+    request=assign_workflow,
     writes="POST /leads/{id}/assign-workflow",
     destructive=True,
     hints=HINTS,
@@ -327,8 +324,8 @@ class SetStatusArguments(Arguments):
     confirmation: Text | MISSING = confirmation()
 
 
-async def set_lead_status(client: NexorClient, arguments: SetStatusArguments, on_retry: OnRetry | None) -> Json:
-    return await client.set_lead_status(arguments.lead_id, arguments.payload(exclude=("lead_id",)), on_retry)
+def set_lead_status(arguments: SetStatusArguments) -> Request:
+    return endpoints.set_lead_status(arguments.lead_id, arguments.payload(exclude=("lead_id",)))
 
 
 def current_status_key(lead: Json | None) -> str | None:
@@ -390,7 +387,7 @@ SET_LEAD_STATUS = ToolSpec(
     group=Group.AUTOMATION,
     arguments=SetStatusArguments,
     output_schema=PASSED_THROUGH,
-    handler=set_lead_status,
+    request=set_lead_status,
     writes="POST /leads/{id}/status",
     preview=preview_status,
     destructive=True,

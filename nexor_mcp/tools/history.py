@@ -8,12 +8,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import MISSING, Field, model_validator
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.json_types import Json
+from nexor_mcp.request import Request
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Email, FreeText, Text, Timestamp, TimeZone, Uuid, problem
 from nexor_mcp.tools.leads import LEAD_ID, PASSED_THROUGH
-from nexor_mcp.tools.spec import Arguments, Group, ToolSpec
+from nexor_mcp.tools.spec import Arguments, Group, SendMore, ToolSpec
 
 Channel = Literal["call", "whatsapp", "email"]
 MeetingStatus = Literal["scheduled", "confirmed", "completed", "cancelled", "no_show"]
@@ -28,7 +30,8 @@ class HistoryArguments(Arguments):
 
 async def get_lead_history(client: NexorClient, arguments: HistoryArguments, on_retry: OnRetry | None) -> Json:
     channels: list[str] | None = None if arguments.channels is MISSING else list(arguments.channels)
-    return await client.get_lead_history(arguments.lead_id, channels, arguments.limit, arguments.offset, on_retry)
+    request = endpoints.get_lead_history(arguments.lead_id, channels, arguments.limit, arguments.offset)
+    return await client.call(request, on_retry)
 
 
 GET_LEAD_HISTORY = ToolSpec(
@@ -95,7 +98,7 @@ class MeetingsArguments(Arguments):
 
 async def get_lead_meetings(client: NexorClient, arguments: MeetingsArguments, on_retry: OnRetry | None) -> Json:
     statuses: list[str] | None = None if arguments.statuses is MISSING else list(arguments.statuses)
-    result = await client.get_lead_meetings(arguments.lead_id, statuses, on_retry)
+    result = await client.call(endpoints.get_lead_meetings(arguments.lead_id, statuses), on_retry)
     return {**result, "meetings": [with_instants(meeting) for meeting in result["meetings"]]}
 
 
@@ -152,10 +155,13 @@ class RecordMeetingArguments(Arguments):
         return self
 
 
-async def record_meeting(client: NexorClient, arguments: RecordMeetingArguments, on_retry: OnRetry | None) -> Json:
-    """POST /meetings; the meeting in the answer gets the absolute instants of what was sent (Nexor
-    reads a time without an offset in `timezone`)."""
-    result = await client.record_meeting(arguments.payload(), on_retry)
+def record_meeting(arguments: RecordMeetingArguments) -> Request:
+    return endpoints.record_meeting(arguments.payload())
+
+
+async def meeting_instants(arguments: RecordMeetingArguments, result: Json, send_more: SendMore) -> Json:
+    """The meeting in the answer gets the absolute instants of what was sent (Nexor reads a time
+    without an offset in `timezone`)."""
     if result.get("accepted") is True:
         return result  # applied, answer unreadable: its message says so
     # The instants of what was sent, not of Nexor's echo: its answer is undocumented and may echo a
@@ -191,7 +197,8 @@ RECORD_MEETING = ToolSpec(
     group=Group.WRITE,
     arguments=RecordMeetingArguments,
     output_schema=PASSED_THROUGH,
-    handler=record_meeting,
+    request=record_meeting,
+    after=meeting_instants,
     writes="POST /meetings",
     hints=UnknownArgumentHints(
         aliases={"start": "starts_at", "end": "ends_at", "duration": "duration_minutes", "id": "lead_id"},

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Self
 
 from pydantic import MISSING, Field, PlainValidator, ValidationInfo, WithJsonSchema, model_validator
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.errors import NexorError
 from nexor_mcp.json_types import Json
+from nexor_mcp.request import Request
 from nexor_mcp.tools.arguments import UnknownArgumentHints, excerpt, shown_name
 from nexor_mcp.tools.fields import (
     MAX_BODY_BYTES,
@@ -27,7 +29,7 @@ from nexor_mcp.tools.fields import (
     problem_at,
 )
 from nexor_mcp.tools.preview import Preview, PreviewInputs, lead_update
-from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, Group, ToolSpec
+from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments, Group, SendMore, ToolSpec
 
 LEAD_ID = "The lead's UUID."
 METADATA = (
@@ -76,7 +78,7 @@ class GetLeadArguments(Arguments):
 
 
 async def get_lead(client: NexorClient, arguments: GetLeadArguments, on_retry: OnRetry | None) -> Json:
-    return await client.get_lead(arguments.lead_id, on_retry)
+    return await client.call(endpoints.get_lead(arguments.lead_id), on_retry)
 
 
 GET_LEAD = ToolSpec(
@@ -180,8 +182,8 @@ def update_body(arguments: UpdateLeadArguments) -> Json:
     return body
 
 
-async def update_lead(client: NexorClient, arguments: UpdateLeadArguments, on_retry: OnRetry | None) -> Json:
-    return await client.update_lead(arguments.lead_id, update_body(arguments), on_retry)
+def update_lead(arguments: UpdateLeadArguments) -> Request:
+    return endpoints.update_lead(arguments.lead_id, update_body(arguments))
 
 
 async def preview_update(arguments: UpdateLeadArguments, inputs: PreviewInputs) -> Preview:
@@ -206,7 +208,7 @@ Example: {"lead_id": "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b", "title": "CTO", "me
             **ACCEPTED_OUTPUT,
         },
     },
-    handler=update_lead,
+    request=update_lead,
     writes="PATCH /leads/{id}",
     destructive=True,
     hints=UnknownArgumentHints(aliases=LEAD_ALIASES, not_here=NOT_PATCHABLE, custom_fields=True),
@@ -243,10 +245,14 @@ class CreateLeadArguments(Arguments):
         return self
 
 
-async def create_lead(client: NexorClient, arguments: CreateLeadArguments, on_retry: OnRetry | None) -> Json:
-    """POST /leads (never retried), then, if company, title or source were given, one PATCH with
-    exactly them. A failed second step never undoes or repeats the first: it says the lead exists."""
-    created = await client.create_lead(arguments.payload(exclude=SET_AFTER_CREATE), on_retry)
+def create_lead(arguments: CreateLeadArguments) -> Request:
+    """POST /leads (never retried) with all but company, title and source (see `set_after_create`)."""
+    return endpoints.create_lead(arguments.payload(exclude=SET_AFTER_CREATE))
+
+
+async def set_after_create(arguments: CreateLeadArguments, created: Json, send_more: SendMore) -> Json:
+    """If company, title or source were given, one PATCH with exactly them on the new lead. A failed
+    second step never undoes or repeats the first: it says the lead exists."""
     later: Json = {name: getattr(arguments, name) for name in SET_AFTER_CREATE if name in arguments.model_fields_set}
     if not later:
         return created
@@ -261,7 +267,7 @@ async def create_lead(client: NexorClient, arguments: CreateLeadArguments, on_re
         )
         return {**created, "accepted": True, "incomplete": later, "message": message}
     try:
-        updated = await client.about_lead(lead_id).update_lead(lead_id, later, on_retry)
+        updated = await send_more(endpoints.update_lead(lead_id, later))
     except NexorError as error:
         retry = json.dumps({"lead_id": lead_id, **later}, ensure_ascii=False)
         message = (
@@ -297,7 +303,8 @@ CREATE_LEAD = ToolSpec(
         },
         "required": ["lead"],
     },
-    handler=create_lead,
+    request=create_lead,
+    after=set_after_create,
     writes="POST /leads",
     destructive=False,
     hints=UnknownArgumentHints(

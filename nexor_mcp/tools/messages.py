@@ -6,12 +6,14 @@ from typing import Any, Literal, Self
 
 from pydantic import MISSING, Field, model_validator
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.errors import NexorError
 from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import block, one_line, quote
+from nexor_mcp.request import Request
 from nexor_mcp.tools.arguments import UnknownArgumentHints
-from nexor_mcp.tools.automation import RunArguments, run_workflow, sent_workflow_id, with_run_workflow
+from nexor_mcp.tools.automation import RunArguments, run_workflow, sent_workflow_id
 from nexor_mcp.tools.fields import FreeText, Text, Uuid, confirmation, dry_run, problem
 from nexor_mcp.tools.leads import PASSED_THROUGH
 from nexor_mcp.tools.preview import Preview, PreviewInputs, lead_name, whole, workflow_name
@@ -30,7 +32,7 @@ class TemplatesArguments(Arguments):
 async def list_templates(client: NexorClient, arguments: TemplatesArguments, on_retry: OnRetry | None) -> Json:
     status = None if arguments.status is MISSING else arguments.status
     category = None if arguments.category is MISSING else arguments.category
-    return await client.list_templates(status, category, on_retry)
+    return await client.call(endpoints.list_templates(status, category), on_retry)
 
 
 LIST_TEMPLATES = ToolSpec(
@@ -74,9 +76,8 @@ class SendMessageArguments(RunArguments):
         return self
 
 
-async def send_message(client: NexorClient, arguments: SendMessageArguments, on_retry: OnRetry | None) -> Json:
-    arguments = await with_run_workflow(client, "send_message", arguments, on_retry)
-    return await client.send_message(arguments.payload(), on_retry)
+def send_message(arguments: SendMessageArguments) -> Request:
+    return endpoints.send_message(arguments.payload())
 
 
 CHANNELS = {
@@ -114,7 +115,7 @@ async def template_lines(client: NexorClient, template_id: str, components: list
     read best effort; when it cannot be, that is said, and the parameters are shown all the same
     (a parameter can carry a link)."""
     try:
-        listed = (await client.list_templates(None, None))["templates"]
+        listed = (await client.call(endpoints.list_templates(None, None)))["templates"]
     except NexorError as error:
         template, missing = None, f"Nexor's template list could not be read ({quote(str(error))})"
     else:
@@ -180,7 +181,7 @@ SEND_MESSAGE = ToolSpec(
     group=Group.OUTREACH,
     arguments=SendMessageArguments,
     output_schema=PASSED_THROUGH,
-    handler=send_message,
+    request=send_message,
     writes="POST /messages",
     destructive=True,
     preview=preview_send,

@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nexor_mcp import endpoints
 from nexor_mcp.audit.record import UndoRecord
-from nexor_mcp.client import NexorClient, Request
+from nexor_mcp.client import NexorClient
 from nexor_mcp.errors import NexorError
 from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import QUOTED_MAX, one_line, quote
+from nexor_mcp.request import Request
 from nexor_mcp.rules import ABSENT, current_field, patched, same, tag_slug
 from nexor_mcp.tools.fields import _UUID
 
@@ -129,7 +131,7 @@ async def lead_tags(inputs: PreviewInputs, lead_id: str) -> list[Any] | str:
     if isinstance(tags, list):
         return tags
     try:
-        listed: list[Any] = (await inputs.client.get_lead_tags(lead_id))["tags"]
+        listed: list[Any] = (await inputs.client.call(endpoints.get_lead_tags(lead_id)))["tags"]
     except NexorError as error:
         return f"Nexor's lead has no tag list, and its tags could not be read: {quote(str(error))}"
     return listed
@@ -200,7 +202,7 @@ async def listed_workflows(client: NexorClient) -> list[Json]:
     """The account's workflows as Nexor lists them; [] when it cannot tell (best effort: a failed
     lookup never stops the preview)."""
     try:
-        listed = (await client.list_workflows())["workflows"]
+        listed = (await client.call(endpoints.list_workflows()))["workflows"]
     except NexorError:
         return []
     return [workflow for workflow in listed if isinstance(workflow, dict)] if isinstance(listed, list) else []

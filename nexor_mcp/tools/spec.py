@@ -1,7 +1,9 @@
 """The declaration of a tool, and everything derived from it.
 
 A tool is declared once, as a `ToolSpec`: its pydantic input model (field descriptions for the
-model, strict types, `extra="forbid"`), its output schema, its group, hints and handler. From that
+model, strict types, `extra="forbid"`), its output schema, its group and hints, and what it does:
+a read tool's `handler`, or a write tool's `request`, a pure function from its arguments to the
+`Request` it sends (nexor_mcp/safety/ passes that value through the safety steps). From that
 come the published `Tool` (portable JSON Schemas, annotations), the argument check (all problems
 at once, in words a model can act on) and the README's tool table.
 """
@@ -17,8 +19,10 @@ from typing import Any, Generic, TypeVar
 from mcp.types import Tool, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.json_types import Json
+from nexor_mcp.request import Request
 from nexor_mcp.rules import WRITES, always_idempotent
 from nexor_mcp.tools.arguments import InvalidArguments, UnknownArgumentHints, render
 from nexor_mcp.tools.preview import Previewer
@@ -49,8 +53,35 @@ class Arguments(BaseModel):
         return self.model_dump(exclude_unset=True, exclude={*CONTROL_ARGUMENTS, *exclude})
 
 
+class CurrentLead:
+    """The lead a call is about, as Nexor has it now: read with one GET the first time something
+    asks (the tool's `resolve`, the stale-write guard, a preview), never before and never twice.
+    None when the call names no lead or Nexor's answer holds none."""
+
+    def __init__(self, client: NexorClient, lead_id: object, on_retry: OnRetry | None) -> None:
+        self.client = client
+        self.lead_id = lead_id if isinstance(lead_id, str) else None
+        self._on_retry = on_retry
+        self._read = False
+        self._lead: Json | None = None
+
+    async def get(self) -> Json | None:
+        if not self._read and self.lead_id is not None:
+            lead = (await self.client.call(endpoints.get_lead(self.lead_id), self._on_retry)).get("lead")
+            self._lead = lead if isinstance(lead, dict) else None
+        self._read = True
+        return self._lead
+
+
 A = TypeVar("A", bound=Arguments)
 Handler = Callable[[NexorClient, A, OnRetry | None], Awaitable[Json]]
+"""A read tool: (client, its arguments, told of retries) -> its result."""
+SendMore = Callable[[Request], Awaitable[Json]]
+"""Sends one more request of the same call, through the journal and the sender (not asked again:
+the call was approved as a whole)."""
+After = Callable[[A, Json, SendMore], Awaitable[Json]]
+"""What a write tool makes of Nexor's answer: words for the model, the instants it sent, or a
+second request (create_lead's PATCH)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +94,11 @@ class ToolSpec(Generic[A]):
     group: Group
     arguments: type[A]
     output_schema: dict[str, Any]
-    handler: Handler[A]
+    handler: Handler[A] | None = None
+    """A read tool's whole work."""
+    request: Callable[[A], Request] | None = None
+    """A write tool's request, built from its validated (and resolved) arguments; sends nothing."""
+    after: After[A] | None = None
     destructive: bool = False
     writes: str | None = None
     """The Nexor endpoint a write tool sends, as `rules.WRITES` names it ("POST /meetings"). Its
@@ -74,14 +109,17 @@ class ToolSpec(Generic[A]):
     """What the write would do (write tools that take dry_run): see tools/preview.py."""
     undoable: bool = False
     """Its preview keeps the before-values `nexor-mcp audit undo` restores (read only when journaling)."""
-    resolve: Callable[[A, Json | None], A] | None = None
-    """Fills in what the caller may leave to the lead's answer (a workflow_id from its active run),
-    from the lead the write-safety path reads, before the request is worked out: the preview, the
-    confirmation and the real call then share one value. Raises `InvalidArguments` when it cannot."""
+    resolve: Callable[[A, CurrentLead], Awaitable[A]] | None = None
+    """Fills in what the caller may leave to the lead's answer (a workflow_id from its active run)
+    before the request is built, so the preview, the confirmation and the real call share one
+    value; reads the lead only when it needs it. Raises `InvalidArguments` when it cannot."""
 
-    def __post_init__(self) -> None:
-        if not self.read_only and self.writes not in WRITES:  # a declaration bug, caught at import
+    def __post_init__(self) -> None:  # declaration bugs, caught at import
+        if not self.read_only and self.writes not in WRITES:
             raise ValueError(f"{self.name}: writes={self.writes!r} is not one of rules.WRITES")
+        declared = (self.handler is not None, self.request is not None)
+        if declared != ((True, False) if self.read_only else (False, True)):
+            raise ValueError(f"{self.name}: a read tool declares a handler, a write tool a request")
 
     @property
     def read_only(self) -> bool:

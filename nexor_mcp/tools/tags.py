@@ -6,10 +6,12 @@ from typing import Annotated
 
 from pydantic import MISSING, Field
 
+from nexor_mcp import endpoints
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.errors import NexorError
 from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import quote
+from nexor_mcp.request import Request
 from nexor_mcp.tools.arguments import UnknownArgumentHints
 from nexor_mcp.tools.fields import Text, Timestamp, Uuid, dry_run, if_unchanged_since
 from nexor_mcp.tools.leads import LEAD_ID
@@ -22,7 +24,7 @@ class ListTagsArguments(Arguments):
 
 
 async def list_tags(client: NexorClient, arguments: ListTagsArguments, on_retry: OnRetry | None) -> Json:
-    return await client.list_tags(None if arguments.search is MISSING else arguments.search, on_retry)
+    return await client.call(endpoints.list_tags(None if arguments.search is MISSING else arguments.search), on_retry)
 
 
 LIST_TAGS = ToolSpec(
@@ -42,14 +44,14 @@ class AddTagsArguments(Arguments):
     dry_run: bool = dry_run()
 
 
-async def add_lead_tags(client: NexorClient, arguments: AddTagsArguments, on_retry: OnRetry | None) -> Json:
-    return await client.add_lead_tags(arguments.lead_id, list(dict.fromkeys(arguments.tag_ids)), on_retry)
+def add_lead_tags(arguments: AddTagsArguments) -> Request:
+    return endpoints.add_lead_tags(arguments.lead_id, list(dict.fromkeys(arguments.tag_ids)))
 
 
 async def tag_labels(client: NexorClient, tag_ids: list[str]) -> dict[str, str]:
     """Each tag id as a person reads it: its quoted name from list_tags, else the id and why not."""
     try:
-        listed = (await client.list_tags(None))["tags"]
+        listed = (await client.call(endpoints.list_tags(None)))["tags"]
     except NexorError:
         return {tag_id: f"{tag_id} (its name could not be read)" for tag_id in tag_ids}
     names = {str(tag.get("id")).lower(): tag.get("name") for tag in listed if isinstance(tag, dict)}
@@ -91,7 +93,7 @@ ADD_LEAD_TAGS = ToolSpec(
     group=Group.WRITE,
     arguments=AddTagsArguments,
     output_schema={"type": "object", "properties": {"tags": {"type": "array"}}},
-    handler=add_lead_tags,
+    request=add_lead_tags,
     writes="POST /leads/{id}/tags",
     hints=UnknownArgumentHints(
         aliases={"tags": "tag_ids", "tag_id": "tag_ids", "ids": "tag_ids", "id": "lead_id"},
@@ -109,8 +111,8 @@ class SetTagsArguments(Arguments):
     dry_run: bool = dry_run()
 
 
-async def set_lead_tags(client: NexorClient, arguments: SetTagsArguments, on_retry: OnRetry | None) -> Json:
-    return await client.set_lead_tags(arguments.lead_id, list(dict.fromkeys(arguments.tags)), on_retry)
+def set_lead_tags(arguments: SetTagsArguments) -> Request:
+    return endpoints.set_lead_tags(arguments.lead_id, list(dict.fromkeys(arguments.tags)))
 
 
 async def preview_set(arguments: SetTagsArguments, inputs: PreviewInputs) -> Preview:
@@ -136,7 +138,7 @@ SET_LEAD_TAGS = ToolSpec(
         "type": "object",
         "properties": {"tags": {"type": "array"}, "added": {"type": "array"}, "removed": {"type": "array"}},
     },
-    handler=set_lead_tags,
+    request=set_lead_tags,
     writes="PUT /leads/tags",
     destructive=True,
     hints=UnknownArgumentHints(aliases={"tag_names": "tags", "names": "tags", "id": "lead_id"},
