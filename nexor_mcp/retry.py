@@ -7,7 +7,7 @@ that may pass (connection errors, 429, 500/502/503/504), and never past a total
 budget: hosts time tool calls out, so past the budget the error goes back at once, saying when to
 retry.
 
-The budget is the tool call's, not each request's (`CallDeadline`): a confirmed send_message reads
+The budget is the tool call's, not each request's (`CallDeadline`): a confirmed message reads
 the lead, reads the workflow names and then posts, and all three share it.
 """
 
