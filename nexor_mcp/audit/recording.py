@@ -50,9 +50,15 @@ async def journaled(
         logger.error("write refused, nothing sent: the audit journal %s cannot be written (%s)", exc.path, exc.reason)
         raise JournalUnwritable(exc.reason) from None
 
-    def finish(status: int | None, outcome: str, detail: str | None, after: Written | None = None) -> None:
+    async def finish(status: int | None, outcome: str, detail: str | None, after: Written | None = None) -> None:
+        record = functools.partial(
+            journal.finish, entry, status=status, outcome=outcome, detail=detail, after=after, secrets=secrets
+        )
         try:
-            journal.finish(entry, status=status, outcome=outcome, detail=detail, after=after, secrets=secrets)
+            # In a worker thread too (a database round trip), and shielded: a cancelled call's
+            # outcome ("unknown") is still recorded.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(record)
         except JournalError as exc:
             logger.error(
                 "the audit journal %s could not record the outcome of entry %s (%s: %s): %s",
@@ -63,17 +69,19 @@ async def journaled(
         sent = await send()
     except NexorError as error:
         uncertain = error.may_have_taken_effect() or error.earlier_attempt_uncertain
-        finish(getattr(error, "status", None), "unknown" if uncertain else "failed", f"{type(error).__name__}: {error}")
+        await finish(getattr(error, "status", None), "unknown" if uncertain else "failed",
+                     f"{type(error).__name__}: {error}")
         raise
     except BaseException as exc:
         why = (
             "the call was cancelled" if isinstance(exc, anyio.get_cancelled_exc_class())
             else f"nexor-mcp failed ({type(exc).__name__})"
         )
-        finish(None, "unknown", f"{why} while the request may have been in flight")
+        await finish(None, "unknown", f"{why} while the request may have been in flight")
         raise
     if sent.unreadable is not None:
-        finish(sent.status, "accepted", f"Nexor's answer {sent.unreadable.what}")
+        await finish(sent.status, "accepted", f"Nexor's answer {sent.unreadable.what}")
     else:
-        finish(sent.status, "ok", None, Written.of_answer(request.method, request.path, request.body, sent.result))
+        after = Written.of_answer(request.method, request.path, request.body, sent.result)
+        await finish(sent.status, "ok", None, after)
     return sent
