@@ -20,6 +20,7 @@ a no, never a token: the token way is only for clients that cannot be asked at a
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -27,9 +28,10 @@ import logging
 import secrets as random_bytes
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
+import anyio.to_thread
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -42,6 +44,7 @@ from mcp.types import (
 from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
+from nexor_mcp.account import FINGERPRINT_LENGTH
 from nexor_mcp.config import SECRET_ENV, Secret
 from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import quote, visible
@@ -58,6 +61,7 @@ CONFIRMATION_PURPOSE = "c1"
 """What a two-step confirmation token is for; sealed into it, so the literal stays (tokens in flight stay valid)."""
 ROUND_TRIP_PURPOSE = "q1"
 """What the `requestState` of a 2026-07-28 round trip is for; sealed the same way, literal kept."""
+ALREADY_USED = "it was already used once"
 QUESTION_KEY = "confirm"
 FORM: dict[str, Any] = {
     "type": "object",
@@ -70,21 +74,29 @@ FORM: dict[str, Any] = {
 }
 
 
+class ClaimStore(Protocol):
+    """Where used token ids are recorded so that each works once across processes (nexor_mcp/store)."""
+
+    def claim_once(self, account: str, token_id: str, expires_at: float) -> bool: ...
+
+
 class Sealer:
     """Issues and checks tokens bound to a tool, its arguments and the account, with an expiry.
 
     HMAC-SHA256 under a key from NEXOR_MCP_SECRET (shared by replicas) or random per process. A
     token names no secret and no argument: it is a random id, the expiry and the MAC. Used ids are
-    remembered until they expire, so each token works once in this process.
+    remembered until they expire, so each token works once: in this process, or, with `store`
+    (NEXOR_DATABASE_URL), across every process, worker, replica and restart that shares it.
     """
 
-    def __init__(self, secret: Secret | None) -> None:
+    def __init__(self, secret: Secret | None, store: ClaimStore | None = None) -> None:
         self.shared = secret is not None
         """False with a random per-process key: a token from another process (or from before a
         restart) can then never match, which the refusal says."""
         seed = secret.reveal().encode() if secret else random_bytes.token_bytes(32)
         self._key = hmac.new(seed, b"nexor-mcp confirmation v1", hashlib.sha256).digest()
         self._used: dict[str, float] = {}
+        self.store = store
 
     def issue(self, purpose: str, tool: str, arguments: Json, account: str, *, now: float | None = None) -> str:
         expires = int((now if now is not None else time.time()) + TOKEN_SECONDS)
@@ -94,7 +106,44 @@ class Sealer:
     def check(
         self, token: str, purpose: str, tool: str, arguments: Json, account: str, *, now: float | None = None
     ) -> str | None:
-        """None when the token is good (it is then used up), else why it is refused, in words."""
+        """None when the token is good (it is then used up in this process), else why it is refused."""
+        verified = self.verify(token, purpose, tool, arguments, account, now=now)
+        if isinstance(verified, str):
+            return verified
+        nonce, expires = verified
+        return None if self._claim_here(nonce, expires, now) else ALREADY_USED
+
+    async def redeem(self, token: str, purpose: str, tool: str, arguments: Json, account: str) -> str | None:
+        """`check`, with single use recorded in the store when there is one (in a worker thread).
+        A store that cannot record it refuses the token: single use that cannot be proven is no use."""
+        verified = self.verify(token, purpose, tool, arguments, account)
+        if isinstance(verified, str):
+            return verified
+        nonce, expires = verified
+        if self.store is None:
+            return None if self._claim_here(nonce, expires, None) else ALREADY_USED
+        claim = functools.partial(self.store.claim_once, account[:FINGERPRINT_LENGTH], nonce, float(expires))
+        try:
+            first = await anyio.to_thread.run_sync(claim)
+        except Exception as exc:  # StoreError, or anything the driver raised: fail closed
+            logger.error("a confirmation was refused: its single use could not be recorded (%s)", exc)
+            return ("its single use could not be recorded (the database in NEXOR_DATABASE_URL did not answer or "
+                    "refused the write), so it cannot be trusted; the user must get the database fixed")
+        return None if first else ALREADY_USED
+
+    def _claim_here(self, nonce: str, expires: int, now: float | None) -> bool:
+        moment = now if now is not None else time.time()
+        self._used = {used: expiry for used, expiry in self._used.items() if expiry > moment}
+        if nonce in self._used:
+            return False
+        self._used[nonce] = expires
+        return True
+
+    def verify(
+        self, token: str, purpose: str, tool: str, arguments: Json, account: str, *, now: float | None = None
+    ) -> tuple[str, int] | str:
+        """The token's id and expiry when it is well formed, sealed for exactly this call and not
+        expired (not yet used up: see `check` and `redeem`); else why it is refused, in words."""
         moment = now if now is not None else time.time()
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != purpose or not token.isascii():
@@ -113,11 +162,7 @@ class Sealer:
         claims = json.loads(base64.urlsafe_b64decode(claims_text + "=" * (-len(claims_text) % 4)))
         if moment >= claims["e"]:
             return f"it expired ({TOKEN_SECONDS // 60} minutes after it was issued)"
-        self._used = {nonce: expiry for nonce, expiry in self._used.items() if expiry > moment}
-        if claims["n"] in self._used:
-            return "it was already used once"
-        self._used[claims["n"]] = claims["e"]
-        return None
+        return str(claims["n"]), int(claims["e"])
 
     def _mac(self, purpose: str, claims: str, tool: str, arguments: Json, account: str) -> str:
         canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -200,14 +245,14 @@ async def ask(
     """Get a person's yes for this call by the best way the client offers (see the module doc);
     `elicit=False` always takes the token way (NEXOR_CONFIRM_VIA=token)."""
     if token is not None:
-        refused = sealer.check(token, CONFIRMATION_PURPOSE, tool, arguments, account)
+        refused = await sealer.redeem(token, CONFIRMATION_PURPOSE, tool, arguments, account)
         if refused:
             return Stop(f"Not sent: the confirmation was refused because {refused}. Nothing was sent. "
                         "Call again without confirmation to get a fresh preview, show it to the user and ask.")
         return Go("token")
     how = way(ctx, elicit=elicit)
     if how == "round_trip":
-        return _round_trip(params, tool, arguments, account, question, sealer)
+        return await _round_trip(params, tool, arguments, account, question, sealer)
     if how == "live":
         return await _live(ctx, question)
     return Pending({"sent": False, "confirmation_required": True,
@@ -225,7 +270,7 @@ def _modern(ctx: ServerRequestContext[Any]) -> bool:
     return bool(ctx.protocol_version) and is_version_at_least(ctx.protocol_version, MRTR_VERSION)
 
 
-def _round_trip(
+async def _round_trip(
     params: CallToolRequestParams, tool: str, arguments: Json, account: str, question: str, sealer: Sealer
 ) -> Decision:
     """Protocol 2026-07-28: ask in an `input_required` result; decide when the call comes back."""
@@ -239,7 +284,7 @@ def _round_trip(
     if params.request_state is None:
         return Stop("Not sent: the answer to the confirmation came back without its requestState, so it "
                     "cannot be checked. Nothing was sent.")
-    refused = sealer.check(params.request_state, ROUND_TRIP_PURPOSE, tool, bound, account)
+    refused = await sealer.redeem(params.request_state, ROUND_TRIP_PURPOSE, tool, bound, account)
     if refused:
         return Stop(f"Not sent: the confirmation could not be checked because {refused}. Nothing was sent.")
     answer = (params.input_responses or {}).get(QUESTION_KEY)
