@@ -115,16 +115,20 @@ class RequestTooLarge(NexorError):
         return False
 
 
-class JournalUnwritable(NexorError):
-    """The audit journal (NEXOR_AUDIT_LOG) could not record a write's intent, so the write was
-    refused before anything was sent: every write must be on record first (fail closed)."""
+FIX_JOURNAL_FILE = "NEXOR_AUDIT_LOG (or audit_log in the config file) so that it names a writable file"
+FIX_DATABASE = "the database NEXOR_DATABASE_URL names, so that it answers and can be written"
 
-    def __init__(self, reason: str) -> None:
+
+class JournalUnwritable(NexorError):
+    """The audit journal (NEXOR_AUDIT_LOG's file, or NEXOR_DATABASE_URL's database) could not
+    record a write's intent, so the write was refused before anything was sent: every write must be
+    on record first (fail closed). `fix`: what the user must fix, for the model to pass on."""
+
+    def __init__(self, reason: str, fix: str = FIX_JOURNAL_FILE) -> None:
         super().__init__(
             f"Nothing was sent to Nexor: the write was refused because the audit journal cannot be "
             f"written ({reason}), and every write must be recorded there before it is sent. This is not "
-            "something to retry: ask the user to fix NEXOR_AUDIT_LOG (or audit_log in the config file) "
-            "so that it names a writable file, then try again."
+            f"something to retry: ask the user to fix {fix}, then try again."
         )
         self.reason = reason
 

@@ -15,7 +15,7 @@ import anyio.to_thread
 
 from nexor_mcp.audit.journal import Journal, JournalError
 from nexor_mcp.audit.record import Written
-from nexor_mcp.errors import JournalUnwritable, NexorError
+from nexor_mcp.errors import FIX_JOURNAL_FILE, JournalUnwritable, NexorError
 from nexor_mcp.json_types import Json
 from nexor_mcp.request import Request, Sent
 
@@ -48,7 +48,7 @@ async def journaled(
         entry = await anyio.to_thread.run_sync(begin)
     except JournalError as exc:
         logger.error("write refused, nothing sent: the audit journal %s cannot be written (%s)", exc.path, exc.reason)
-        raise JournalUnwritable(exc.reason) from None
+        raise JournalUnwritable(exc.reason, getattr(journal, "fix", FIX_JOURNAL_FILE)) from None
 
     async def finish(status: int | None, outcome: str, detail: str | None, after: Written | None = None) -> None:
         record = functools.partial(
