@@ -247,6 +247,24 @@ def test_kubernetes_deployment_is_ready_on_healthz_and_matches_the_image() -> No
     assert docs["Service"]["spec"].get("sessionAffinity", "None") == "None"
 
 
+def test_compose_gives_every_replica_one_postgresql_for_confirmations_and_the_journal() -> None:
+    (compose,) = load_yaml(ROOT / "deploy" / "compose.yaml")
+    app, database = compose["services"]["nexor-mcp"], compose["services"]["postgres"]
+    url = app["environment"]["NEXOR_DATABASE_URL"]
+    assert url == "postgresql://nexor:${NEXOR_DB_PASSWORD:?set NEXOR_DB_PASSWORD}@postgres:5432/nexor"
+    assert database["environment"]["POSTGRES_PASSWORD"] == "${NEXOR_DB_PASSWORD:?set NEXOR_DB_PASSWORD}"
+    assert app["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in " ".join(database["healthcheck"]["test"]) and "ports" not in database
+    assert database["volumes"] == ["nexor-state:/var/lib/postgresql/data"] and "nexor-state" in compose["volumes"]
+
+
+def test_kubernetes_takes_the_database_url_from_a_secret() -> None:
+    docs = {doc["kind"]: doc for doc in load_yaml(ROOT / "deploy" / "kubernetes.yaml")}
+    (container,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    url = next(item for item in container["env"] if item["name"] == "NEXOR_DATABASE_URL")
+    assert "value" not in url and url["valueFrom"]["secretKeyRef"] == {"name": "nexor-mcp-database", "key": "url"}
+
+
 def test_the_conformance_baseline_lists_each_scenario_once() -> None:
     text = (ROOT / "conformance" / "expected-failures.yml").read_text(encoding="utf-8")
     entries = re.findall(r"^  - ([a-z0-9-]+)\s+# \S", text, flags=re.MULTILINE)
