@@ -10,8 +10,6 @@ error text from Nexor or a value from the config file cannot drive the terminal.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -19,28 +17,19 @@ from typing import Any, TextIO
 
 from nexor_mcp import __version__
 from nexor_mcp.config import (
-    CONFIG_FILE_ENV,
     ENV_VARS,
     KEY_PREFIX,
     SECRET_ENV,
     ConfigError,
+    Origin,
     Secret,
     Settings,
-    _read_config_file,
-    load_settings,
+    config_file,
+    load_settings_and_origins,
 )
 from nexor_mcp.masking import MASK, redact
 from nexor_mcp.quoting import one_line
 
-FLAG_NAMES = {
-    "base_url": "--base-url",
-    "timeout_seconds": "--timeout-seconds",
-    "max_retries": "--max-retries",
-    "retry_budget_seconds": "--retry-budget-seconds",
-    "log_level": "--log-level",
-    "tools": "--tools",
-    "read_only": "--read-only",
-}
 OK, FAILED = 0, 1
 
 
@@ -66,11 +55,10 @@ def run_check(
 ) -> int:
     """The whole command; returns the exit status (0: the key works). `log_format`: the
     --log-format flag, if given, reported as the server would use it."""
-    environ = os.environ if environ is None else environ
     out = _Out(sys.stdout if stream is None else stream)
     out(f"nexor-mcp check {__version__}")
     try:
-        settings = load_settings(flags, environ, config_path)
+        settings, origins = load_settings_and_origins(flags, environ, config_path)
         _check_tools(settings)
     except ConfigError as exc:
         out(f"Configuration error: {exc}")
@@ -79,9 +67,8 @@ def run_check(
         return FAILED
     if settings.api_key is not None:
         out.secrets = (settings.api_key.reveal(),)
-    sources = _sources(flags, environ, config_path)
-    _report(out, settings, sources, config_path or environ.get(CONFIG_FILE_ENV, "").strip() or None,
-            "--config" if config_path else CONFIG_FILE_ENV)
+    path, via = config_file(config_path, environ)
+    _report(out, settings, origins, path, via)
     if log_format is not None:
         out(f"  {'log format':<22}{log_format}  (from flag --log-format)")
     journal_ok = _check_journal(out, settings)
@@ -130,24 +117,10 @@ def _check_tools(settings: Settings) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def _sources(flags: Mapping[str, Any], environ: Mapping[str, str], config_path: str | None) -> dict[str, str]:
-    """Where each setting's value came from, by the precedence `load_settings` applies."""
-    path = config_path or environ.get(CONFIG_FILE_ENV)
-    in_file = _read_config_file(path, []) if path else {}
-    sources: dict[str, str] = {}
-    for key, var in ENV_VARS.items():
-        if flags.get(key) is not None:
-            sources[key] = f"flag {FLAG_NAMES.get(key, '--' + key.replace('_', '-'))}"
-        elif environ.get(var, "").strip():
-            sources[key] = f"environment {var}"
-        elif key in in_file:
-            sources[key] = f"config file {path}"
-        else:
-            sources[key] = "default"
-    return sources
-
-
-def _report(out: _Out, settings: Settings, sources: dict[str, str], config_file: str | None, via: str) -> None:
+def _report(
+    out: _Out, settings: Settings, origins: Mapping[str, Origin], path: str | None, via: str
+) -> None:
+    """Each setting, and where its value came from (`origins`, from the loading itself)."""
     out()
     out("Settings (flags > environment > config file > defaults):")
     key = settings.api_key
@@ -165,9 +138,9 @@ def _report(out: _Out, settings: Settings, sources: dict[str, str], config_file:
     for name in ENV_VARS:  # settings added later are shown too, as the settings object holds them
         if name not in shown:
             shown[name] = _plain(getattr(settings, name, None))
-    out(f"  {'config file':<22}{config_file or 'none'}{f'  (from {via})' if config_file else ''}")
+    out(f"  {'config file':<22}{path or 'none'}{f'  (from {via})' if path else ''}")
     for name, value in shown.items():
-        source = "" if name == "api_key" and key is None else f"  (from {sources[name]})"
+        source = "" if name == "api_key" and key is None else f"  (from {origins[name]})"
         out(f"  {name:<22}{value}{source}")
     from nexor_mcp.tools import select_tools
 
@@ -197,7 +170,7 @@ def _check_sandbox(out: _Out, settings: Settings) -> int:
     server = SandboxServer()
     try:
         base_url = server.start()
-        sandbox_settings = dataclasses.replace(settings, base_url=base_url, api_key=Secret(SANDBOX_API_KEY))
+        sandbox_settings = settings.model_copy(update={"base_url": base_url, "api_key": Secret(SANDBOX_API_KEY)})
         return _call_nexor(out, sandbox_settings, what="the sandbox")
     finally:
         server.stop()
@@ -218,7 +191,7 @@ def _call_nexor(out: _Out, settings: Settings, what: str = "Nexor") -> int:
 
     out()
     out(f"Calling {what}: GET {settings.base_url}/tags (a read that changes nothing) ...")
-    once = dataclasses.replace(settings, max_retries=0)
+    once = settings.model_copy(update={"max_retries": 0})
     started = time.monotonic()
     try:
         answer = anyio.run(_list_tags, once)

@@ -1,27 +1,43 @@
-"""Settings: defaults < config file < environment < command-line flags.
+"""Settings: one pydantic model, filled from defaults < config file < environment < command-line flags.
 
-A bad value fails at start with one clear line (`ConfigError`); the API key is held in a `Secret`
-so that no repr, log line or error can show it.
+`Settings` holds the fields, their defaults and their validators; where the values come from, and in
+which order, is `config_sources` (written once, and shared with hosted mode's `HostedSettings` and
+with `nexor-mcp check`, which shows where each value came from). A bad value fails at start with one
+clear line (`ConfigError`) naming the setting; the API key is a `Secret` (a pydantic `SecretStr`) so
+that no repr, log line or error can show it.
 """
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import json
 import math
 import os
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationInfo, field_validator
+
+# The `X as X` names are re-exported: other modules take them from here.
+from nexor_mcp.config_sources import CONFIG_FILE_ENV as CONFIG_FILE_ENV
+from nexor_mcp.config_sources import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES
+from nexor_mcp.config_sources import NOT_REGULAR as NOT_REGULAR
+from nexor_mcp.config_sources import SYMLINK_REFUSED as SYMLINK_REFUSED
+from nexor_mcp.config_sources import ConfigError as ConfigError
+from nexor_mcp.config_sources import LayeredSettings
+from nexor_mcp.config_sources import NotARegularFile as NotARegularFile
+from nexor_mcp.config_sources import Origin as Origin
+from nexor_mcp.config_sources import config_file as config_file
+from nexor_mcp.config_sources import environment as environment
+from nexor_mcp.config_sources import open_regular_file as open_regular_file
+from nexor_mcp.config_sources import option as option
 
 DEFAULT_BASE_URL = "https://api.getnexor.ai/api/public"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_RETRIES = 2
+MAX_RETRIES_LIMIT = 10
 DEFAULT_RETRY_BUDGET_SECONDS = 20.0
 DEFAULT_LOG_LEVEL = "INFO"
 KEY_PREFIX = "nxr_live_"
@@ -44,45 +60,41 @@ ENV_VARS = {
 DEFAULT_TOOLS = ("read", "write")
 CONFIRMABLE_GROUPS = ("automation", "outreach")
 """The groups whose tools can need a person's confirmation: they contact people or move the pipeline."""
+CONFIRM_VIA = ("auto", "token")
+DEFAULT_CONFIRM_VIA = "auto"
 SECRET_ENV = "NEXOR_MCP_SECRET"
 """A key shared by every replica of a hosted deployment, so a confirmation one replica issued is
 accepted by any other; without it each process makes its own."""
 MIN_SECRET_BYTES = 32
-CONFIG_FILE_ENV = "NEXOR_MCP_CONFIG"
-MAX_CONFIG_BYTES = 1024 * 1024
 # Keys people paste from config.example.json or the README without replacing them.
 PLACEHOLDER_KEYS = ("nxr_live_replace_with_your_key", "nxr_live_...")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The names of this machine: a hosted server bound to one needs no access token, and a base URL on
+one (or on any loopback address, or a `.localhost` name) may use plain http."""
+MAX_LINE_BYTES_ENV = "NEXOR_MCP_MAX_LINE_BYTES"
+"""The stdio line limit; tests set it to show the oversize answer without sending 64 MiB."""
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message is one line for stderr."""
-
-
-class Secret:
+class Secret(SecretStr):
     """A string that never shows itself: repr/str print a mask, `reveal()` gives the value."""
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
     def reveal(self) -> str:
-        return self._value
+        return self.get_secret_value()
 
     def __repr__(self) -> str:
         return "Secret('********')"
 
     __str__ = __repr__
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
 
-    def __hash__(self) -> int:
-        return hash(self._value)
+class Settings(LayeredSettings):
+    """Every setting of the server (frozen). `load_settings` fills it from the sources in precedence
+    order; built directly (tests, the sandbox), it is exactly its arguments, validated."""
 
+    env_names: ClassVar[Mapping[str, str]] = {**ENV_VARS, "secret": SECRET_ENV}  # the secret: never in a file
+    file_keys: ClassVar[tuple[str, ...]] = tuple(ENV_VARS)
 
-@dataclass(frozen=True, slots=True)
-class Settings:
     api_key: Secret | None = None
     base_url: str = DEFAULT_BASE_URL
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
@@ -94,135 +106,40 @@ class Settings:
     read_only: bool = False
     confirm: tuple[str, ...] = CONFIRMABLE_GROUPS
     """The groups whose tools need a person's confirmation before they run (NEXOR_CONFIRM; "never": none)."""
-    confirm_via: str = "auto"
+    confirm_via: str = DEFAULT_CONFIRM_VIA
     """"auto": ask through the client when it can elicit, else a token; "token": always the token
     (for hosts that declare elicitation but answer it without showing anyone)."""
     secret: Secret | None = None
     """NEXOR_MCP_SECRET: seals confirmation tokens; `None` means a random key per process."""
     audit_log: str | None = None
     """The audit journal's path (absolute, `~` expanded); None: no journal."""
-    warnings: tuple[str, ...] = field(default=(), compare=False)
+    warnings: tuple[str, ...] = ()
+    """Said at start; not part of the settings' value (two settings differing only here are equal)."""
 
+    def _compared(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in type(self).model_fields if name != "warnings")
 
-def load_settings(
-    flags: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    config_path: str | None = None,
-) -> Settings:
-    """Merge the sources in precedence order and validate every value."""
-    environ = os.environ if environ is None else environ
-    raw: dict[str, Any] = {}
-    warnings: list[str] = []
-    path = config_path or environ.get(CONFIG_FILE_ENV)
-    if path:
-        raw.update(_read_config_file(path, warnings))
-    for key, var in ENV_VARS.items():
-        if environ.get(var, "").strip():
-            raw[key] = environ[var].strip()
-    if environ.get(SECRET_ENV, "").strip():
-        raw["secret"] = environ[SECRET_ENV].strip()  # the environment only: never in a config file
-    for key, value in (flags or {}).items():
-        if value is not None:
-            raw[key] = value
-    return _build(raw, warnings)
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self._compared() == other._compared()
 
+    def __hash__(self) -> int:
+        return hash(self._compared())
 
-def _read_config_file(path: str, warnings: list[str]) -> dict[str, Any]:
-    mode, data_bytes = _read_small_regular_file(path)
-    try:
-        text = data_bytes.decode("utf-8-sig")  # a BOM, as some Windows editors write, is fine
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object with keys {', '.join(ENV_VARS)}")
-    unknown = sorted(set(data) - set(ENV_VARS))
-    if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(ENV_VARS)}"
-        )
-    if data.get("api_key") and sys.platform != "win32" and mode & 0o077:
-        warnings.append(
-            f"config file {path} holds the API key but other users can access it "
-            f"(mode {stat.S_IMODE(mode):o}); make it private with: chmod 600 {path}"
-        )
-    return {key: value for key, value in data.items() if value is not None}
+    # Each validator takes a value from any source (flag, variable, file, or an argument given in
+    # code), in field order, so the first bad setting is the one named.
 
-
-class NotARegularFile(OSError):
-    """The path names a FIFO, a device, a directory, a socket or (when links are not followed) a
-    symbolic link: something that could hang a read or an open, read without end, or redirect a write."""
-
-
-NOT_REGULAR = "it is not a regular file"
-SYMLINK_REFUSED = "it is a symbolic link, and symbolic links are not followed here"
-
-
-def open_regular_file(
-    path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int = 0o600, *, follow_symlinks: bool = True
-) -> tuple[int, os.stat_result]:
-    """A descriptor of `path` and its status, opened non-blocking and checked to be a regular file
-    before anything is read or written, so that a FIFO, a device such as /dev/zero or /dev/stdout,
-    or a directory fails at once instead of hanging, reading without end, or corrupting the stdio
-    protocol. `follow_symlinks=False` refuses a symbolic link as the last component (O_NOFOLLOW).
-    Raises `OSError`: `NotARegularFile` (its `strerror` says which) for anything but a regular file."""
-    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow_symlinks:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(Path(path).expanduser(), flags, mode)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow_symlinks and os.path.islink(Path(path).expanduser()):
-            raise NotARegularFile(errno.ELOOP, SYMLINK_REFUSED) from None
-        if exc.errno == errno.ENXIO:  # a FIFO no one reads, a socket, a device that is not there
-            raise NotARegularFile(errno.ENXIO, NOT_REGULAR) from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotARegularFile(errno.EINVAL, NOT_REGULAR)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, info
-
-
-def _read_small_regular_file(path: str) -> tuple[int, bytes]:
-    """The file's mode and bytes, refused at once if it is not a regular file or is huge."""
-    try:
-        fd, info = open_regular_file(path)
-    except NotARegularFile:
-        raise ConfigError(f"config file {path} is not a regular file") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    try:
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path} is larger than 1 MB ({info.st_size} bytes); is it the right file?")
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_CONFIG_BYTES:  # it grew after the check
-                raise ConfigError(f"config file {path} is larger than 1 MB; is it the right file?")
-        return info.st_mode, b"".join(chunks)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-
-
-def _build(raw: Mapping[str, Any], warnings: list[str] | None = None) -> Settings:
-    warnings = [] if warnings is None else warnings
-    api_key: Secret | None = None
-    if "api_key" in raw:
-        key = raw["api_key"]
-        if not isinstance(key, str):
+    @field_validator("api_key", mode="plain")
+    @classmethod
+    def _api_key(cls, value: Any) -> Secret | None:
+        if value is None:
+            return None
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
             raise ConfigError("api_key must be a string")
-        key = key.strip()
+        key = value.strip()
         if key and not (key.isascii() and key.isprintable()):
             raise ConfigError("api_key must be printable ASCII (check it was copied whole from the dashboard)")
         if key in PLACEHOLDER_KEYS:
@@ -230,131 +147,180 @@ def _build(raw: Mapping[str, Any], warnings: list[str] | None = None) -> Setting
                 f"api_key is still the placeholder {key!r} from the example; put your real key from the "
                 "Nexor dashboard (profile → Integrations) in its place"
             )
-        if key:
-            api_key = Secret(key)
-            if not key.startswith(KEY_PREFIX):
-                warnings.append(
-                    f"the API key does not start with {KEY_PREFIX!r}; Nexor keys normally do "
-                    "(check it was copied whole from the dashboard)"
-                )
-    base_url = _base_url(raw.get("base_url", DEFAULT_BASE_URL))
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    if parts.scheme == "http" and not _is_loopback(host):
+        return Secret(key) if key else None
+
+    @field_validator("base_url", mode="plain")
+    @classmethod
+    def _base_url(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(f"base_url must be a string URL, e.g. {DEFAULT_BASE_URL}")
+        url = value.strip().rstrip("/")
+        problem = f"base_url must be an http(s) URL like {DEFAULT_BASE_URL}, got {url!r}"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - parsing the port validates it
+        except ValueError:
+            raise ConfigError(problem) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(problem)
+        if parts.username or parts.password:
+            raise ConfigError(f"base_url must not contain credentials; set the key with {ENV_VARS['api_key']}")
+        if "?" in url or "#" in url:  # not echoed: a query may hold a token
+            raise ConfigError(f"base_url must not have a query (?...) or fragment (#...), e.g. {DEFAULT_BASE_URL}")
+        return url
+
+    @field_validator("timeout_seconds", "retry_budget_seconds", mode="plain")
+    @classmethod
+    def _seconds(cls, value: Any, info: ValidationInfo) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+            raise ConfigError(f"{info.field_name} must be a positive number of seconds, got {value!r}")
+        return number
+
+    @field_validator("max_retries", mode="plain")
+    @classmethod
+    def _retries(cls, value: Any) -> int:
+        try:
+            number = int(str(value))
+        except ValueError:
+            number = -1
+        if isinstance(value, bool) or number < 0 or number > MAX_RETRIES_LIMIT:
+            raise ConfigError(f"max_retries must be a whole number from 0 to {MAX_RETRIES_LIMIT}, got {value!r}")
+        return number
+
+    @field_validator("log_level", mode="plain")
+    @classmethod
+    def _log_level(cls, value: Any) -> str:
+        level = str(value).strip().upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return level
+
+    @field_validator("tools", mode="plain")
+    @classmethod
+    def _tools(cls, value: Any) -> tuple[str, ...]:
+        """A comma list (flag, environment) or an array of strings (config file)."""
+        names = _names(value)
+        if names is None:
+            raise ConfigError(f'tools must be a comma list like "read,write" or an array of names, got {value!r}')
+        names = [name for name in names if name]
+        if not names:
+            raise ConfigError('tools is empty; name at least one group or tool, e.g. "read"')
+        return tuple(dict.fromkeys(names))
+
+    @field_validator("read_only", mode="plain")
+    @classmethod
+    def _read_only(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"read_only must be true or false (1/0, yes/no), got {value!r}")
+
+    @field_validator("confirm", mode="plain")
+    @classmethod
+    def _confirm(cls, value: Any) -> tuple[str, ...]:
+        """"never", or a comma list / array of the confirmable groups."""
+        expected = f'confirm must be "never" or a comma list of {", ".join(CONFIRMABLE_GROUPS)}, got {value!r}'
+        names = _names(value)
+        if names is None:
+            raise ConfigError(expected)
+        names = [name.lower() for name in names if name]
+        if names == ["never"]:
+            return ()
+        if not names or any(name not in CONFIRMABLE_GROUPS for name in names):
+            raise ConfigError(expected)
+        return tuple(group for group in CONFIRMABLE_GROUPS if group in names)
+
+    @field_validator("confirm_via", mode="plain")
+    @classmethod
+    def _confirm_via(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in CONFIRM_VIA:
+            raise ConfigError(f"confirm_via must be one of {', '.join(CONFIRM_VIA)}, got {value!r}")
+        return text
+
+    @field_validator("secret", mode="plain")
+    @classmethod
+    def _secret(cls, value: Any) -> Secret | None:
+        if value is None:
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if len(text.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"{SECRET_ENV} must be at least {MIN_SECRET_BYTES} bytes (e.g. the output of: openssl rand -hex 32)"
+            )
+        return Secret(text)
+
+    @field_validator("audit_log", mode="plain")
+    @classmethod
+    def _audit_log(cls, value: Any) -> str | None:
+        """An absolute path (after `~`): a relative one would land wherever the host started the server."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or "\0" in value:
+            raise ConfigError(f"audit_log must be a file path, got {value!r}")
+        path = os.path.expanduser(value.strip())
+        if not os.path.isabs(path):
+            raise ConfigError(f"audit_log must be an absolute path (or start with ~/), got {value.strip()!r}")
+        return path
+
+
+def _names(value: Any) -> list[str] | None:
+    """The stripped items of a comma list or an array of strings; None if it is neither."""
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",")]
+    if isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
+        return [name.strip() for name in value]
+    return None
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> Settings:
+    """The settings from flags > environment (default: this process's) > config file > defaults."""
+    return load_settings_and_origins(flags, environ, config_path)[0]
+
+
+def load_settings_and_origins(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> tuple[Settings, Mapping[str, Origin]]:
+    """`load_settings`, and where each setting's value came from (for `nexor-mcp check`)."""
+    loaded = Settings.load(flags, environ, config_path)
+    settings, warnings = loaded.settings, []
+    file = loaded.file()
+    if file and file.values.get("api_key") and sys.platform != "win32" and file.mode & 0o077:
         warnings.append(
-            f"base_url uses plain http:// to {host}, which is not this machine: the API key and the "
+            f"config file {file.path} holds the API key but other users can access it "
+            f"(mode {stat.S_IMODE(file.mode):o}); make it private with: chmod 600 {file.path}"
+        )
+    if settings.api_key is not None and not settings.api_key.reveal().startswith(KEY_PREFIX):
+        warnings.append(
+            f"the API key does not start with {KEY_PREFIX!r}; Nexor keys normally do "
+            "(check it was copied whole from the dashboard)"
+        )
+    parts = urlsplit(settings.base_url)
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+        warnings.append(
+            f"base_url uses plain http:// to {parts.hostname}, which is not this machine: the API key and the "
             "lead data would travel unencrypted; use https://"
         )
-    return Settings(
-        api_key=api_key,
-        base_url=base_url,
-        timeout_seconds=_positive_number(raw, "timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
-        max_retries=_retries(raw.get("max_retries", DEFAULT_MAX_RETRIES)),
-        retry_budget_seconds=_positive_number(raw, "retry_budget_seconds", DEFAULT_RETRY_BUDGET_SECONDS),
-        log_level=_log_level(raw.get("log_level", DEFAULT_LOG_LEVEL)),
-        tools=_tool_names(raw.get("tools", DEFAULT_TOOLS)),
-        read_only=_flag(raw.get("read_only", False), "read_only"),
-        confirm=_confirm_groups(raw.get("confirm", CONFIRMABLE_GROUPS)),
-        confirm_via=_choice(raw.get("confirm_via", "auto"), "confirm_via", ("auto", "token")),
-        secret=_secret(raw.get("secret")),
-        audit_log=_audit_log(raw.get("audit_log")),
-        warnings=tuple(warnings),
-    )
+    return settings.model_copy(update={"warnings": tuple(warnings)}), loaded.origins
 
 
-def _tool_names(value: Any) -> tuple[str, ...]:
-    """A comma list (flag, environment) or an array of strings (config file)."""
-    if isinstance(value, str):
-        names = [name.strip() for name in value.split(",")]
-    elif isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
-        names = [name.strip() for name in value]
-    else:
-        raise ConfigError(f'tools must be a comma list like "read,write" or an array of names, got {value!r}')
-    names = [name for name in names if name]
-    if not names:
-        raise ConfigError('tools is empty; name at least one group or tool, e.g. "read"')
-    return tuple(dict.fromkeys(names))
-
-
-def _confirm_groups(value: Any) -> tuple[str, ...]:
-    """"never", or a comma list / array of the confirmable groups."""
-    expected = f'confirm must be "never" or a comma list of {", ".join(CONFIRMABLE_GROUPS)}'
-    if isinstance(value, str):
-        names = [name.strip().lower() for name in value.split(",")]
-    elif isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
-        names = [name.strip().lower() for name in value]
-    else:
-        raise ConfigError(f"{expected}, got {value!r}")
-    names = [name for name in names if name]
-    if names == ["never"]:
-        return ()
-    wrong = [name for name in names if name not in CONFIRMABLE_GROUPS]
-    if wrong or not names:
-        raise ConfigError(f"{expected}, got {value!r}")
-    return tuple(group for group in CONFIRMABLE_GROUPS if group in names)
-
-
-def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-    return text
-
-
-def _secret(value: Any) -> Secret | None:
-    if value is None:
-        return None
-    if len(str(value).encode()) < MIN_SECRET_BYTES:
-        raise ConfigError(
-            f"{SECRET_ENV} must be at least {MIN_SECRET_BYTES} bytes (e.g. the output of: openssl rand -hex 32)"
-        )
-    return Secret(str(value))
-
-
-def _audit_log(value: Any) -> str | None:
-    """An absolute path (after `~`): a relative one would land wherever the host started the server."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str) or "\0" in value:
-        raise ConfigError(f"audit_log must be a file path, got {value!r}")
-    path = os.path.expanduser(value.strip())
-    if not os.path.isabs(path):
-        raise ConfigError(f"audit_log must be an absolute path (or start with ~/), got {value.strip()!r}")
-    return path
-
-
-def _flag(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{key} must be true or false (1/0, yes/no), got {value!r}")
-
-
-def _base_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"base_url must be a string URL, e.g. {DEFAULT_BASE_URL}")
-    url = value.strip().rstrip("/")
-    problem = f"base_url must be an http(s) URL like {DEFAULT_BASE_URL}, got {url!r}"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port validates it
-    except ValueError:
-        raise ConfigError(problem) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(problem)
-    if parts.username or parts.password:
-        raise ConfigError("base_url must not contain credentials; set the key with NEXOR_API_KEY")
-    if "?" in url or "#" in url:  # not echoed: a query may hold a token
-        raise ConfigError(f"base_url must not have a query (?...) or fragment (#...), e.g. {DEFAULT_BASE_URL}")
-    return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: a `LOOPBACK_HOSTS` name, a `.localhost` name or a loopback address."""
+    if host in LOOPBACK_HOSTS or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -362,29 +328,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _positive_number(raw: Mapping[str, Any], key: str, default: float) -> float:
-    value = raw.get(key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")
-    return number
+def settings_environment(flags: Mapping[str, Any], config_path: str | None) -> dict[str, str]:
+    """The variables that give a child process (a `--workers` worker) the settings these flags and
+    this config file give here: each flag as its variable (booleans as true/false)."""
+    variables = {
+        ENV_VARS[key]: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in flags.items() if value is not None
+    }
+    if config_path:
+        variables[CONFIG_FILE_ENV] = config_path
+    return variables
 
 
-def _retries(value: Any) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = -1
-    if isinstance(value, bool) or number < 0 or number > 10:
-        raise ConfigError(f"max_retries must be a whole number from 0 to 10, got {value!r}")
-    return number
-
-
-def _log_level(value: Any) -> str:
-    level = str(value).strip().upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
-    return level
+def max_line_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The stdio transport's line limit: NEXOR_MCP_MAX_LINE_BYTES if a positive whole number, else 64 MiB."""
+    raw = environment(environ).get(MAX_LINE_BYTES_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_LINE_BYTES

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 
 from mcp.shared.message import SessionMessage
 from mcp_types import INTERNAL_ERROR
 
-logger = logging.getLogger(__package__)
+from nexor_mcp.config import DEFAULT_MAX_LINE_BYTES as DEFAULT_MAX_LINE_BYTES
+from nexor_mcp.config import MAX_LINE_BYTES_ENV as MAX_LINE_BYTES_ENV
+from nexor_mcp.config import max_line_bytes as max_line_bytes  # the limit is a setting: read there
 
-MAX_LINE_BYTES_ENV = "NEXOR_MCP_MAX_LINE_BYTES"
-"""Tests set it to show the oversize answer without sending 64 MiB."""
-DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+logger = logging.getLogger(__package__)
 
 _SEPARATOR = re.compile(rb"[\r\n]")
 OVERSIZE = None
@@ -27,11 +26,6 @@ OVERSIZE = None
 
 Line = bytes | None
 """What the framer yields: a complete line, or `OVERSIZE`."""
-
-
-def max_line_bytes() -> int:
-    raw = os.environ.get(MAX_LINE_BYTES_ENV, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_LINE_BYTES
 
 
 class Framer:
