@@ -114,8 +114,9 @@ def security_settings(hosted: HostedSettings) -> TransportSecuritySettings:
     hosts = list(hosted.allowed_hosts)
     origins = list(hosted.allowed_origins)
     if not hosts and hosted.host in LOOPBACK_HOSTS:
-        hosts = [f"{name}:*" for name in ("127.0.0.1", "localhost", "[::1]")] + ["127.0.0.1", "localhost"]
-        origins = origins or [f"http://{name}:*" for name in ("127.0.0.1", "localhost", "[::1]")]
+        names = [f"[{host}]" if ":" in host else host for host in LOOPBACK_HOSTS]  # Host and Origin spelling
+        hosts = [f"{name}:*" for name in names] + [name for name in names if not name.startswith("[")]
+        origins = origins or [f"http://{name}:*" for name in names]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=bool(hosts), allowed_hosts=hosts, allowed_origins=origins
     )

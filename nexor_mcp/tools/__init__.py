@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from nexor_mcp.config import DEFAULT_TOOLS
 from nexor_mcp.tools.automation import (
     ASSIGN_WORKFLOW,
     GET_AUTOMATION_STATUS,
@@ -39,7 +40,8 @@ ALL_TOOLS: tuple[ToolSpec[Any], ...] = (
     SEND_MESSAGE,
 )
 TOOLS_BY_NAME: dict[str, ToolSpec[Any]] = {spec.name: spec for spec in ALL_TOOLS}
-DEFAULT_SELECTION = ("read", "write")
+DEFAULT_SELECTION = DEFAULT_TOOLS
+"""The tools enabled when NEXOR_TOOLS is not set (the settings' default, defined there)."""
 
 
 class UnknownToolName(ValueError):
