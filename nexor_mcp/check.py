@@ -134,6 +134,8 @@ def _report(
         "tools": ",".join(settings.tools),
         "read_only": "yes" if settings.read_only else "no",
         "confirm": ",".join(settings.confirm) or "never",
+        "database_url": "not set (process memory; the file journal if audit_log is set)"
+        if settings.database is None else f"{settings.database.display} ({settings.database.kind})",
     }
     for name in ENV_VARS:  # settings added later are shown too, as the settings object holds them
         if name not in shown:

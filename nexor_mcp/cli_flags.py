@@ -54,6 +54,7 @@ environment variables (flags > environment > config file > defaults; empty count
   {ENV_VARS["confirm_via"]:<28}same as --confirm-via
   {SECRET_ENV:<28}hosted mode with replicas: a shared key (32+ bytes) sealing confirmations
   {ENV_VARS["audit_log"]:<28}same as --audit-log
+  {ENV_VARS["database_url"]:<28}same as --database-url (its password is never shown)
   {CONFIG_FILE_ENV:<28}same as --config
 
 commands (a flag a command does not use is refused with exit status 2, never ignored):
@@ -108,6 +109,11 @@ def settings_flags(*, inherited: bool = False) -> argparse.ArgumentParser:
         f"(env {ENV_VARS['audit_log']}; default: off)",
     )
     flags.add_argument(
+        "--database-url", metavar="URL",
+        help="keep used confirmations and the audit journal in this database, shared by processes, workers "
+        f"and replicas: sqlite:///ABS/PATH or postgresql://... (env {ENV_VARS['database_url']}; default: off)",
+    )
+    flags.add_argument(
         "--confirm", metavar="GROUPS",
         help=f"tool groups that need a person's confirmation before they run: {', '.join(CONFIRMABLE_GROUPS)}, "
         f"or never (env {ENV_VARS['confirm']}; default {','.join(CONFIRMABLE_GROUPS)})",
@@ -132,7 +138,7 @@ def settings_flags(*, inherited: bool = False) -> argparse.ArgumentParser:
 # Which global flags each command uses; any other one given is refused, never ignored.
 _ALL_FLAGS = frozenset({"config", "sandbox", "log_format", *SETTINGS_FLAGS})
 _LOGGING = frozenset({"log_level", "log_format"})
-_READS_JOURNAL = frozenset({"config", "audit_log"}) | _LOGGING
+_READS_JOURNAL = frozenset({"config", "audit_log", "database_url"}) | _LOGGING
 _CONNECTION = frozenset({"base_url", "timeout_seconds", "max_retries", "retry_budget_seconds"})
 COMMAND_FLAGS: dict[str, frozenset[str]] = {
     "": _ALL_FLAGS,  # the stdio server
@@ -147,8 +153,8 @@ COMMAND_FLAGS: dict[str, frozenset[str]] = {
 _WHY_NOT = {
     "audit list": "it only reads the journal, and sends nothing to Nexor",
     "audit show": "it only reads the journal, and sends nothing to Nexor",
-    "audit undo": "it uses only the journal (--config, --audit-log), the connection settings (--base-url, "
-    "--timeout-seconds, --max-retries, --retry-budget-seconds) and the logging flags",
+    "audit undo": "it uses only the journal (--config, --audit-log, --database-url), the connection settings "
+    "(--base-url, --timeout-seconds, --max-retries, --retry-budget-seconds) and the logging flags",
     "sandbox": "it serves the sandbox API alone, with fixed settings (its own flags are --host and --port)",
     "demo": "it runs its own server against the sandbox, with fixed settings",
 }

@@ -15,7 +15,7 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationInfo, field_validator
@@ -33,6 +33,9 @@ from nexor_mcp.config_sources import config_file as config_file
 from nexor_mcp.config_sources import environment as environment
 from nexor_mcp.config_sources import open_regular_file as open_regular_file
 from nexor_mcp.config_sources import option as option
+
+if TYPE_CHECKING:
+    from nexor_mcp.store.urls import DatabaseUrl
 
 DEFAULT_BASE_URL = "https://api.getnexor.ai/api/public"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -56,6 +59,7 @@ ENV_VARS = {
     "confirm": "NEXOR_CONFIRM",
     "confirm_via": "NEXOR_CONFIRM_VIA",
     "audit_log": "NEXOR_AUDIT_LOG",
+    "database_url": "NEXOR_DATABASE_URL",
 }
 DEFAULT_TOOLS = ("read", "write")
 CONFIRMABLE_GROUPS = ("automation", "outreach")
@@ -113,6 +117,10 @@ class Settings(LayeredSettings):
     """NEXOR_MCP_SECRET: seals confirmation tokens; `None` means a random key per process."""
     audit_log: str | None = None
     """The audit journal's path (absolute, `~` expanded); None: no journal."""
+    database_url: Secret | None = None
+    """NEXOR_DATABASE_URL: where used confirmations and the audit journal live (`sqlite:///ABS/PATH` or
+    `postgresql://...`), shared by processes, workers and replicas; None: process memory and the
+    file journal. A Secret: it may hold the database's password."""
     warnings: tuple[str, ...] = ()
     """Said at start; not part of the settings' value (two settings differing only here are equal)."""
 
@@ -270,6 +278,32 @@ class Settings(LayeredSettings):
         if not os.path.isabs(path):
             raise ConfigError(f"audit_log must be an absolute path (or start with ~/), got {value.strip()!r}")
         return path
+
+
+    @field_validator("database_url", mode="plain")
+    @classmethod
+    def _database_url(cls, value: Any) -> Secret | None:
+        """Parsed here, so a bad URL fails at start with one line (its password masked)."""
+        from nexor_mcp.store.urls import SQLITE_EXAMPLE, parse_database_url  # only when one is given
+
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"database_url must be a URL string (e.g. {SQLITE_EXAMPLE})")
+        try:
+            parse_database_url(value)
+        except ValueError as exc:
+            raise ConfigError(f"database_url ({ENV_VARS['database_url']}): {exc}") from None
+        return Secret(value.strip())
+
+    @property
+    def database(self) -> DatabaseUrl | None:
+        """The parsed NEXOR_DATABASE_URL (its `display` is safe to show); None when unset."""
+        from nexor_mcp.store.urls import parse_database_url
+
+        return parse_database_url(self.database_url.reveal()) if self.database_url else None
 
 
 def _names(value: Any) -> list[str] | None:
