@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, TextIO
 
 import pytest
@@ -16,6 +17,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult
 
 from nexor_mcp.sandbox import DEMO_LEAD_IDS, SandboxApi, SandboxServer
+from tests.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 
 ANA, JOHN, MARIA = DEMO_LEAD_IDS
 TEST_KEY = "nxr_live_test_key_5f0e9c1a"
@@ -95,3 +97,43 @@ def text_of(result: CallToolResult) -> str:
     block = result.content[0]
     assert block.type == "text"
     return block.text
+
+
+# --- databases (NEXOR_DATABASE_URL): a real SQLite file and a real PostgreSQL ----------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL server for the run (see tests/postgres.py). Never skipped: when PostgreSQL is
+    missing and cannot be installed here, every test that needs it fails, saying how to install it.
+    `postgres_cluster.stopped()` takes it down for a `with` block; `postgres_url` starts it again
+    should a test have left it stopped."""
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"\n{'!' * 100}\n{exc}\n{'!' * 100}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """A fresh, empty database of its own for this test, its URL with a password in it (trust
+    authentication accepts any): `postgresql://postgres:s3cret@127.0.0.1:PORT/test_...`."""
+    postgres_cluster.start()
+    return postgres_cluster.create_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file of this test's own (not created yet): `sqlite:////tmp/.../state.db`."""
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs twice: on a SQLite file and on a PostgreSQL database."""
+    url: str = request.getfixturevalue({"sqlite": "sqlite_url", "postgresql": "postgres_url"}[request.param])
+    return url

@@ -136,13 +136,7 @@ class Journal:
         self._append(line.as_json(), secrets, sync=False)
 
     def _append(self, record: Json, secrets: tuple[str, ...], *, sync: bool) -> None:
-        # Masked and cleaned as a whole (clean_json also replaces lone surrogates, which UTF-8 cannot
-        # encode), so no field can carry the key whatever an agent put in it; the walk over every
-        # value runs only when a scan of the text finds something it could change.
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        if may_need_masking(text, secrets):
-            text = json.dumps(clean_json(record, secrets), ensure_ascii=False, separators=(",", ":"))
-        line = (text + "\n").encode("utf-8")
+        line = (record_text(record, secrets) + "\n").encode("utf-8")
         fd = self._open()
         try:
             with self._lock, _locked(fd) as alone:
@@ -184,6 +178,19 @@ class Journal:
         if notice != self.mode_notice:
             logger.warning("%s", notice)
         self.mode_notice = notice
+
+
+def record_text(record: Json, secrets: tuple[str, ...]) -> str:
+    """A record as the journal stores it (a line, without its line break; a database row's text).
+
+    Masked and cleaned as a whole (clean_json also replaces lone surrogates, which UTF-8 cannot
+    encode), so no field can carry the key whatever an agent put in it; the walk over every value
+    runs only when a scan of the text finds something it could change.
+    """
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    if may_need_masking(text, secrets):
+        text = json.dumps(clean_json(record, secrets), ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 @contextlib.contextmanager
