@@ -86,12 +86,15 @@ def run_check(
 def _verdict(out: _Out, status: int, journal_ok: bool) -> int:
     if journal_ok:
         return status
-    out("FAILED: the audit journal cannot be written (see above), so the server would refuse every write.")
+    out("FAILED: the audit journal or the database cannot be written (see above), so the server would refuse "
+        "every write.")
     return FAILED
 
 
 def _check_journal(out: _Out, settings: Settings) -> bool:
     """A configured audit journal must be writable: if not, the server refuses every write."""
+    if settings.database is not None:
+        return _check_database(out, settings)
     if not settings.audit_log:
         return True
     from nexor_mcp.audit import Journal
@@ -106,6 +109,29 @@ def _check_journal(out: _Out, settings: Settings) -> bool:
     out(f"  {'audit journal':<22}CANNOT BE WRITTEN ({problem}): the server would refuse every write "
         "until audit_log / NEXOR_AUDIT_LOG names a writable file")
     return False
+
+
+def _check_database(out: _Out, settings: Settings) -> bool:
+    """NEXOR_DATABASE_URL must answer (and hold a schema this version can use): if not, the server
+    refuses every write and confirmation. Creates or upgrades the schema, as the server's start does."""
+    from nexor_mcp.store import StoreError, open_store
+
+    assert settings.database is not None
+    store = open_store(settings.database)
+    try:
+        store.migrate()
+        version = store.schema_version()
+    except StoreError as exc:
+        out(f"  {'database':<22}DOES NOT ANSWER ({exc.reason}): the server would refuse every write and "
+            "confirmation until it does (reads work without it)")
+        return False
+    finally:
+        store.close()
+    out(f"  {'database':<22}{settings.database.kind} answers, schema version {version}; it holds used "
+        "confirmations and the audit journal")
+    if settings.audit_log:
+        out(f"  warning: audit_log is ignored: with {ENV_VARS['database_url']} the journal is in the database")
+    return True
 
 
 def _check_tools(settings: Settings) -> None:

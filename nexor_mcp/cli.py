@@ -20,6 +20,7 @@ from typing import Any
 
 from nexor_mcp.cli_flags import parser, refused_flags, settings_given
 from nexor_mcp.config import (
+    ENV_VARS,
     LOOPBACK_HOSTS,
     SECRET_ENV,
     ConfigError,
@@ -99,6 +100,12 @@ def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, A
     )
     for warning in settings.warnings:
         logger.warning(warning)
+    if args.workers > 1 and settings.database is None:
+        logger.warning(
+            "--workers %d without %s: each worker keeps its own used confirmations (a token can be used once per "
+            "worker) and the journal is per process; set %s to share them", args.workers,
+            ENV_VARS["database_url"], ENV_VARS["database_url"],
+        )
     if not hosted.allowed_hosts and hosted.host not in LOOPBACK_HOSTS:
         logger.warning("no --allow-host list: Host and Origin headers are not checked (DNS rebinding protection off)")
     try:

@@ -60,7 +60,7 @@ environment variables (flags > environment > config file > defaults; empty count
 commands (a flag a command does not use is refused with exit status 2, never ignored):
   nexor-mcp http                hosted mode: MCP over stateless Streamable HTTP at /mcp
   nexor-mcp check               check the settings and the API key (one harmless read from Nexor)
-  nexor-mcp audit [list]|show|undo  read the audit journal; undo lead updates and tag changes
+  nexor-mcp audit [list]|show|undo|export  read the audit journal; undo lead updates and tag changes
   nexor-mcp sandbox             serve the sandbox API alone (try it with curl)
   nexor-mcp demo                show an agent using the server against the sandbox
 """
@@ -146,6 +146,7 @@ COMMAND_FLAGS: dict[str, frozenset[str]] = {
     "check": _ALL_FLAGS,
     "audit list": _READS_JOURNAL,
     "audit show": _READS_JOURNAL,
+    "audit export": _READS_JOURNAL,
     "audit undo": _READS_JOURNAL | _CONNECTION,
     "sandbox": frozenset({"sandbox"}),  # it is the sandbox: nothing can reach the real API
     "demo": frozenset({"sandbox"}),  # it always runs against the sandbox
@@ -153,6 +154,7 @@ COMMAND_FLAGS: dict[str, frozenset[str]] = {
 _WHY_NOT = {
     "audit list": "it only reads the journal, and sends nothing to Nexor",
     "audit show": "it only reads the journal, and sends nothing to Nexor",
+    "audit export": "it only reads the journal, and sends nothing to Nexor",
     "audit undo": "it uses only the journal (--config, --audit-log, --database-url), the connection settings "
     "(--base-url, --timeout-seconds, --max-retries, --retry-budget-seconds) and the logging flags",
     "sandbox": "it serves the sandbox API alone, with fixed settings (its own flags are --host and --port)",

@@ -160,8 +160,8 @@ def test_audit_without_a_journal_configured_says_how_to_set_one(sandbox_server: 
                                timeout=60, check=False, env=env)
     assert completed.returncode == 2
     assert completed.stderr == (
-        "nexor-mcp audit: no audit journal is configured: set NEXOR_AUDIT_LOG, audit_log in the config file, or "
-        "--audit-log PATH (the same journal the server writes)\n"
+        "nexor-mcp audit: no audit journal is configured: set NEXOR_DATABASE_URL (or database_url, "
+        "--database-url), or NEXOR_AUDIT_LOG (audit_log, --audit-log PATH): the journal the server writes\n"
     )
 
 

@@ -15,6 +15,7 @@ from nexor_mcp.audit.journal import (
     MAX_LINE_BYTES,
     Journal,
     JournalError,
+    JournalWriter,
     open_journal,
     parse_lines,
     read_journal,
@@ -35,6 +36,6 @@ from nexor_mcp.audit.record import (
 
 __all__ = [
     "FILE_MODE", "MAX_LINE_BYTES", "NO_OUTCOME", "OUTCOMES", "VERSION", "Contents", "Entry", "Intent", "Journal",
-    "JournalError", "Outcome", "UndoRecord", "Written", "account_fingerprint", "iso_time", "new_entry_id",
-    "open_journal", "parse_lines", "read_journal",
+    "JournalError", "JournalWriter", "Outcome", "UndoRecord", "Written", "account_fingerprint", "iso_time",
+    "new_entry_id", "open_journal", "parse_lines", "read_journal",
 ]

@@ -10,6 +10,7 @@ own writes are journaled like the server's.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -18,17 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from nexor_mcp.account import account_fingerprint
-from nexor_mcp.audit.journal import Journal, read_journal
+from nexor_mcp.audit.journal import FILE_MODE, JournalWriter
 from nexor_mcp.audit.record import Entry
 from nexor_mcp.audit.render import compact, json_line, names, say, short_time, shown
+from nexor_mcp.audit.source import NO_JOURNAL, CannotRead, JournalSource, journal_source
 from nexor_mcp.audit.undo import kind, not_undoable, undo_one, undone_by, written_tags, written_values
 from nexor_mcp.config import ENV_VARS, Settings
 from nexor_mcp.quoting import one_line
 
-NO_JOURNAL = (
-    f"no audit journal is configured: set {ENV_VARS['audit_log']}, audit_log in the config file, or "
-    "--audit-log PATH (the same journal the server writes)"
-)
 SINCE_HELP = (
     "a time (2026-11-27 or 2026-11-27T15:00, UTC unless it has an offset), a duration back from now "
     "(30m, 2h, 7d) or an entry id"
@@ -44,7 +42,7 @@ def add_audit_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> N
         "`nexor-mcp audit` alone lists the entries. Settings flags may go before or after `audit`, and "
         "after list/show/undo.",
     )
-    actions = audit.add_subparsers(dest="audit_command", metavar="{list,show,undo}")
+    actions = audit.add_subparsers(dest="audit_command", metavar="{list,show,undo,export}")
     # `nexor-mcp audit` alone is `audit list` with no filter.
     audit.set_defaults(audit_command="list", lead=None, tool=None, since=None, json=False)
     listing = actions.add_parser("list", parents=parents, help="the journal's entries, oldest first")
@@ -67,6 +65,12 @@ def add_audit_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> N
     undo.add_argument("--force", action="store_true", help="undo even where the lead changed after the entry")
     undo.add_argument("--yes", action="store_true", help="with --since: do not ask before undoing")
     undo.add_argument("--dry-run", action="store_true", help="say what would be sent, and send nothing")
+    export = actions.add_parser(
+        "export", parents=parents, help="the journal as JSON lines (the file journal's format), for grep and archives",
+        description="Writes every record of the journal (in the database: of the configured key's account, or "
+        "of every account without a key) as JSON lines, as the file journal holds them.",
+    )
+    export.add_argument("--out", metavar="PATH", help="a new file to write (refused if it exists); default: stdout")
 
 
 def run_audit(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -85,32 +89,47 @@ def run_audit(settings: Settings, args: argparse.Namespace, out: TextIO | None =
 
 
 def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    if not settings.audit_log:
+    source = journal_source(settings)
+    if source is None:
         say(f"nexor-mcp audit: {NO_JOURNAL}", sys.stderr)
         return 2
     try:
-        contents = read_journal(settings.audit_log)
-    except FileNotFoundError:
-        contents = None
-    except OSError as exc:
-        say(f"nexor-mcp audit: cannot read the journal {settings.audit_log}: {exc.strerror or exc}", sys.stderr)
-        return 2
-    if contents is not None:
-        for problem in contents.problems:
-            say(f"nexor-mcp audit: warning: {settings.audit_log} {problem}", sys.stderr)
-    entries = contents.entries if contents is not None else []
-    if contents is None and args.audit_command == "list":
-        say(f"The journal {settings.audit_log} does not exist yet: no write has been recorded.", out)
-        return 0
-    try:
+        if args.audit_command == "export":
+            return _export(source, args, out)
+        contents = source.read()
+        if contents is not None:
+            for problem in contents.problems:
+                say(f"nexor-mcp audit: warning: {source.label} {problem}", sys.stderr)
+        entries = contents.entries if contents is not None else []
+        if contents is None and args.audit_command == "list":
+            say(f"The journal {source.label} does not exist yet: no write has been recorded.", out)
+            return 0
         if args.audit_command == "list":
             return _list(entries, args, out)
         if args.audit_command == "show":
             return _show(entries, args.entry, out)
-        return _undo(settings, entries, args, out)
+        return _undo(settings, source.writer, entries, args, out)
+    except CannotRead as exc:
+        say(f"nexor-mcp audit: {exc}", sys.stderr)
+        return 2
     except UsageError as exc:
         say(f"nexor-mcp audit {args.audit_command}: {exc}", sys.stderr)
         return 2
+    finally:
+        source.close()
+
+
+def _export(source: JournalSource, args: argparse.Namespace, out: TextIO) -> int:
+    """The journal as JSON lines (the file journal's own format), to --out or to standard output."""
+    if args.out in (None, "-"):
+        out.flush()
+        lines = source.export(getattr(out, "buffer", sys.stdout.buffer))
+    else:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+        with os.fdopen(fd, "wb") as file:  # new, private (it holds lead data), never through a link
+            lines = source.export(file)
+        say(f"Wrote {lines} journal lines from {source.label} to {args.out}.", sys.stderr)
+    return 0
 
 
 class UsageError(Exception):
@@ -227,7 +246,9 @@ class _Tally:
     failed: int = 0
 
 
-def _undo(settings: Settings, entries: list[Entry], args: argparse.Namespace, out: TextIO) -> int:
+def _undo(
+    settings: Settings, journal: JournalWriter, entries: list[Entry], args: argparse.Namespace, out: TextIO
+) -> int:
     tally = _Tally()
     chosen: list[Entry] = []
     if args.since:
@@ -270,7 +291,6 @@ def _undo(settings: Settings, entries: list[Entry], args: argparse.Namespace, ou
             return 1
     import anyio
 
-    journal = Journal(settings.audit_log or "")
     anyio.run(_undo_entries, settings, journal, entries, chosen, args, out, tally)
     done = f"{tally.undone} undone" if not args.dry_run else f"{tally.undone} would be undone"
     say(f"Done: {done}, {tally.nothing} with nothing to undo, {tally.refused} refused, {tally.failed} failed.", out)
@@ -278,7 +298,7 @@ def _undo(settings: Settings, entries: list[Entry], args: argparse.Namespace, ou
 
 
 async def _undo_entries(
-    settings: Settings, journal: Journal, entries: list[Entry], chosen: list[Entry], args: argparse.Namespace,
+    settings: Settings, journal: JournalWriter, entries: list[Entry], chosen: list[Entry], args: argparse.Namespace,
     out: TextIO, tally: _Tally,
 ) -> None:
     from nexor_mcp.client import NexorClient

@@ -25,7 +25,7 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from nexor_mcp.audit.record import (
     OUTCOMES,
@@ -68,6 +68,26 @@ class JournalError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class JournalWriter(Protocol):
+    """What the write path needs of a journal; the file `Journal` and `DatabaseJournal` both are one."""
+
+    @property
+    def path(self) -> str: ...
+
+    def problem(self) -> str | None: ...
+
+    def begin(
+        self, *, tool: str, lead_id: str | None, method: str, path: str, body: Any,
+        before: UndoRecord | Json | None, account: str | None, secrets: tuple[str, ...] = (),
+        undoes: str | None = None,
+    ) -> str: ...
+
+    def finish(
+        self, entry_id: str, *, status: int | None, outcome: str, detail: str | None,
+        after: Written | Json | None = None, secrets: tuple[str, ...] = (),
+    ) -> None: ...
 
 
 class Journal:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from nexor_mcp.audit.journal import Journal, JournalError
+from nexor_mcp.audit.journal import JournalError, JournalWriter
 from nexor_mcp.audit.record import Written
 from nexor_mcp.errors import FIX_JOURNAL_FILE, JournalUnwritable, NexorError
 from nexor_mcp.json_types import Json
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 async def journaled(
-    journal: Journal,
+    journal: JournalWriter,
     client: NexorClient,
     request: Request,
     send: Callable[[], Awaitable[Sent]],

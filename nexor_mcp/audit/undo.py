@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from nexor_mcp.audit.journal import Journal
+from nexor_mcp.audit.journal import JournalWriter
 from nexor_mcp.audit.record import Entry, UndoRecord
 from nexor_mcp.audit.render import compact, names, shown
 from nexor_mcp.json_types import Json
@@ -160,8 +160,8 @@ def plan(entry: Entry, lead: Json) -> Plan | str:
 
 
 async def undo_one(
-    client: NexorClient, journal: Journal, entries: list[Entry], entry: Entry, account: str | None, *, force: bool,
-    dry_run: bool,
+    client: NexorClient, journal: JournalWriter, entries: list[Entry], entry: Entry, account: str | None, *,
+    force: bool, dry_run: bool,
 ) -> tuple[Result, list[str]]:
     """Undo one entry with `client` (its write journaled as tool `undo`): what came of it, and what to say."""
     from nexor_mcp import endpoints

@@ -33,27 +33,32 @@ from nexor_mcp.safety.write import Call, Outcome, Reply, Step, Write
 from nexor_mcp.tools.spec import Arguments, CurrentLead, ToolSpec
 
 if TYPE_CHECKING:
-    from nexor_mcp.audit import Journal
+    from nexor_mcp.audit import JournalWriter
 
 
 @dataclass
 class WriteSafety:
-    """The safety steps and what outlives one call: settings, the token sealer, the lead memory,
-    the journal (set when NEXOR_AUDIT_LOG is)."""
+    """The safety steps and what outlives one call: settings, the token sealer (with the store of
+    used tokens), the lead memory, the journal (NEXOR_DATABASE_URL's, else NEXOR_AUDIT_LOG's file)."""
 
     settings: Settings
     sealer: Sealer
     memory: LeadMemory
-    journal: Journal | None = None
+    journal: JournalWriter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WriteSafety:
-        journal = None
+        if settings.database is not None:  # state shared by every process that has the URL
+            from nexor_mcp.store import open_shared_state
+
+            store, journal = open_shared_state(settings.database)
+            return cls(settings, Sealer(settings.secret, store), LeadMemory(), journal)
+        file_journal = None
         if settings.audit_log:
             from nexor_mcp.audit import open_journal  # only when a journal is configured
 
-            journal = open_journal(settings)
-        return cls(settings, Sealer(settings.secret), LeadMemory(), journal)
+            file_journal = open_journal(settings)
+        return cls(settings, Sealer(settings.secret), LeadMemory(), file_journal)
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -11,13 +11,13 @@ from nexor_mcp.request import Sent
 from nexor_mcp.safety.write import GoOn, Outcome, Step, Write
 
 if TYPE_CHECKING:
-    from nexor_mcp.audit import Journal
+    from nexor_mcp.audit import JournalWriter
 
 
 class Journaling(Step):
     every_request = True
 
-    def __init__(self, journal: Journal | None) -> None:
+    def __init__(self, journal: JournalWriter | None) -> None:
         self.journal = journal
 
     async def __call__(self, write: Write, go_on: GoOn) -> Outcome:

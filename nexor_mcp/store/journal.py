@@ -11,7 +11,7 @@ never sees another's writes.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from nexor_mcp.audit.journal import MAX_LINE_BYTES, JournalError, parse_lines, record_text
 from nexor_mcp.audit.record import (
@@ -25,33 +25,17 @@ from nexor_mcp.audit.record import (
     new_entry_id,
     now,
 )
+from nexor_mcp.errors import FIX_DATABASE
 from nexor_mcp.json_types import Json
 from nexor_mcp.store.base import Event, JournalRow, Store, StoreError
-
-
-class JournalWriter(Protocol):
-    """What the write path needs of a journal; the file `Journal` and `DatabaseJournal` both are one."""
-
-    @property
-    def path(self) -> str: ...
-
-    def problem(self) -> str | None: ...
-
-    def begin(
-        self, *, tool: str, lead_id: str | None, method: str, path: str, body: Any,
-        before: UndoRecord | Json | None, account: str | None, secrets: tuple[str, ...] = (),
-        undoes: str | None = None,
-    ) -> str: ...
-
-    def finish(
-        self, entry_id: str, *, status: int | None, outcome: str, detail: str | None,
-        after: Written | Json | None = None, secrets: tuple[str, ...] = (),
-    ) -> None: ...
 
 
 class DatabaseJournal:
     """The journal in `store`'s `nexor_audit_records` table. `path` is the store's display URL
     (what log lines and `JournalError` name it by)."""
+
+    fix = FIX_DATABASE
+    """What the user must fix when it cannot be written (`JournalUnwritable` says it)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
