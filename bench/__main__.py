@@ -315,13 +315,23 @@ class Bench:
         """What the write-safety steps cost per update_lead, against the plain call in the same run
         (the "baseline" column here is nexor-mcp's own unguarded call): the guard and the journal
         each read the lead first (one GET), a dry run reads and sends nothing, the journal also
-        appends two lines."""
+        appends two lines, or (NEXOR_DATABASE_URL) stores two rows in SQLite or in PostgreSQL (a real
+        cluster on loopback, fsync on, as the JSONL file's intent line is fsynced)."""
+        from tests.postgres import start_cluster
+
+        cluster = start_cluster(fsync=True)
         with tempfile.TemporaryDirectory() as scratch:
             journal = str(Path(scratch) / "audit.jsonl")
-            plain, journaled = self.start(PROJECT), RawServer(self.argv[PROJECT], {**self.env,
-                                                                                  "NEXOR_AUDIT_LOG": journal})
-            journaled.initialize()
-            samples: dict[str, list[float]] = {"plain": [], "guard": [], "dry": [], "journal": []}
+            plain = self.start(PROJECT)
+            stores = {
+                "journal": {"NEXOR_AUDIT_LOG": journal},
+                "sqlite": {"NEXOR_DATABASE_URL": f"sqlite:///{Path(scratch) / 'state.db'}"},
+                "postgresql": {"NEXOR_DATABASE_URL": cluster.create_database("bench")},
+            }
+            servers = {name: RawServer(self.argv[PROJECT], {**self.env, **extra}) for name, extra in stores.items()}
+            for server in servers.values():
+                server.initialize()
+            samples: dict[str, list[float]] = {"plain": [], "guard": [], "dry": [], **{name: [] for name in stores}}
             def now_updated_at() -> str:
                 lead = plain.call_tool("get_lead", {"lead_id": LEAD})["structuredContent"]["lead"]
                 return str(lead["updated_at"])
@@ -342,11 +352,13 @@ class Bench:
                         updated_at = result["structuredContent"]["lead"]["updated_at"]
                     samples["dry"] += self.timed_calls(plain, block,
                                                        lambda n: {"lead_id": LEAD, "title": f"d{n}", "dry_run": True})
-                    samples["journal"] += self.timed_calls(journaled, block,
-                                                           lambda n: {"lead_id": LEAD, "title": f"j{n}"})
+                    for name, server in servers.items():
+                        samples[name] += self.timed_calls(server, block, lambda n: {"lead_id": LEAD, "title": f"j{n}"})
             finally:
                 plain.close()
-                journaled.close()
+                for server in servers.values():
+                    server.close()
+                cluster.destroy()
         base = statistics.median(samples["plain"])
         self.add("write safety: update_lead with if_unchanged_since (median)", statistics.median(samples["guard"]),
                  base, "ms", "baseline: the same call without it; one GET more")
@@ -354,6 +366,12 @@ class Bench:
                  "one GET, no write")
         self.add("write safety: update_lead with the audit journal on (median)", statistics.median(samples["journal"]),
                  base, "ms", "one GET for the before-values, two appended lines")
+        file_journal = statistics.median(samples["journal"])
+        for name, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+            self.add(f"write safety: update_lead journaled in {label} (median)", statistics.median(samples[name]),
+                     base, "ms", "one GET, two rows (NEXOR_DATABASE_URL)")
+            self.add(f"  journal in {label} against the JSONL file (median)", statistics.median(samples[name]),
+                     file_journal, "ms", "baseline column: the JSONL journal's call")
 
     def run(self) -> None:
         print(f"  {'measure':<52} {PROJECT:>10} {BASELINE:>10} {'unit':<6} {'ratio':>7}", flush=True)

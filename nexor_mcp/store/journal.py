@@ -11,6 +11,7 @@ never sees another's writes.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, BinaryIO
 
 from nexor_mcp.audit.journal import MAX_LINE_BYTES, JournalError, parse_lines, record_text
@@ -29,6 +30,8 @@ from nexor_mcp.errors import FIX_DATABASE
 from nexor_mcp.json_types import Json
 from nexor_mcp.store.base import Event, JournalRow, Store, StoreError
 
+MAX_OPEN_ENTRIES = 10_000
+
 
 class DatabaseJournal:
     """The journal in `store`'s `nexor_audit_records` table. `path` is the store's display URL
@@ -40,6 +43,10 @@ class DatabaseJournal:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.path = store.display
+        self._accounts: dict[str, str | None] = {}
+        """The account of each entry begun here and not yet finished: its outcome row is filed under
+        it without looking the intent up."""
+        self._lock = threading.Lock()
         self.mode_notice: str | None = None
         """Always None: a database has no file mode (kept so code written for `Journal` reads it)."""
 
@@ -76,6 +83,10 @@ class DatabaseJournal:
             body=body, before=UndoRecord.read(before), account=account, undoes=undoes,
         )
         self._append(intent.id, "intent", record_text(intent.as_json(), secrets), account)
+        with self._lock:
+            self._accounts[intent.id] = account
+            while len(self._accounts) > MAX_OPEN_ENTRIES:  # entries whose outcome never came
+                self._accounts.pop(next(iter(self._accounts)))
         return intent.id
 
     def finish(
@@ -93,7 +104,9 @@ class DatabaseJournal:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
         line = Outcome(id=entry_id, time=iso_time(now()), status=status, outcome=outcome,
                        detail=detail, after=Written.read(after))
-        self._append(entry_id, "outcome", record_text(line.as_json(), secrets), None)
+        with self._lock:
+            account = self._accounts.pop(entry_id, None)  # else the store takes it from the intent row
+        self._append(entry_id, "outcome", record_text(line.as_json(), secrets), account)
 
     def _append(self, entry_id: str, event: Event, text: str, account: str | None) -> None:
         try:

@@ -47,13 +47,14 @@ class SqliteStore(Store):
             raise ValueError(f"not a SQLite URL: {url.display}")
         super().__init__(url)
         self.path = url.path
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: dict[bool, list[sqlite3.Connection]] = {True: [], False: []}
+        """Idle connections by durability: synchronous=FULL (True) or NORMAL (False), set once."""
         self._lock = threading.Lock()
         self._closed = False
 
     # --- connections -----------------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, durable: bool) -> sqlite3.Connection:
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise self._error(f"the directory {directory} does not exist")
@@ -73,7 +74,7 @@ class SqliteStore(Store):
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
             connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         except sqlite3.Error as exc:
             connection.close()
             raise self._error(str(exc)) from None
@@ -90,15 +91,18 @@ class SqliteStore(Store):
             pass  # opening it will say what is wrong, if anything
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A connection for this thread alone; a failure is a `StoreError`, and the connection
-        that saw it is closed rather than reused."""
+        that saw it is closed rather than reused. `durable=False`: one whose commits do not wait
+        for the disk (synchronous=NORMAL: in WAL mode the database stays consistent, and a commit
+        is kept unless the machine itself fails before the next sync)."""
         with self._lock:
             if self._closed:
                 raise self._error("the store is closed")
-            connection = self._idle.pop() if self._idle else None
+            idle = self._idle[durable]
+            connection = idle.pop() if idle else None
         if connection is None:
-            connection = self._open()
+            connection = self._open(durable)
         try:
             yield connection
         except sqlite3.Error as exc:
@@ -108,15 +112,19 @@ class SqliteStore(Store):
             connection.close()
             raise
         with self._lock:
-            if self._closed or len(self._idle) >= MAX_IDLE:
+            if self._closed or len(self._idle[durable]) >= MAX_IDLE:
                 connection.close()
             else:
-                self._idle.append(connection)
+                self._idle[durable].append(connection)
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, its lock taken first (BEGIN IMMEDIATE)."""
-        with self._connection() as connection:
+    def _write(self, *, durable: bool = True, single: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, its lock taken first (BEGIN IMMEDIATE); `single`: one statement,
+        which is its own transaction (no BEGIN/COMMIT round trips); `durable`: see `_connection`."""
+        with self._connection(durable) as connection:
+            if single:
+                yield connection
+                return
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -129,7 +137,7 @@ class SqliteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle, self._idle = [*self._idle[True], *self._idle[False]], {True: [], False: []}
         for connection in idle:
             connection.close()
 
@@ -175,7 +183,9 @@ class SqliteStore(Store):
     # --- the audit journal -----------------------------------------------------------------------
 
     def _append_record(self, entry_id: str, event: Event, record: str, account: str | None, now: float) -> int:
-        with self._write() as connection:
+        # The intent is on disk (synchronous=FULL) before the request leaves; the outcome is as the
+        # file journal's outcome line is: written, not waited for (it follows a write already sent).
+        with self._write(durable=event == "intent", single=True) as connection:
             if account is None and event == "outcome":
                 cursor = connection.execute(
                     "INSERT INTO nexor_audit_records (account, entry_id, event, record, recorded_at) "
