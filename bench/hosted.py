@@ -12,7 +12,9 @@ raw HTTP/1.1 keep-alive on asyncio sockets, one connection per concurrent caller
 A/B/B/A so drift hits both servers alike.
 
 A third server in the same run is nexor-mcp with its other outbound sender (`nexor_mcp.client.SENDER`:
-the lean pool or httpx2), so the sender choice is measured against the same load and baseline.
+the lean pool or httpx2), so the sender choice is measured against the same load and baseline; a
+fourth is nexor-mcp with NEXOR_DATABASE_URL on a real PostgreSQL (loopback, fsync on; its own
+processes on the load side's cores), so every call is journaled there, before and after.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ BASELINE = "baseline"
 OTHER_SENDER = "httpx" if SENDER == "pool" else "pool"
 OTHER = f"{PROJECT} ({OTHER_SENDER})"
 """nexor-mcp with the sender it does not use by default."""
-NAMES = (PROJECT, BASELINE, OTHER)
+STATEFUL = f"{PROJECT} (PostgreSQL journal)"
+"""nexor-mcp with NEXOR_DATABASE_URL: every update_lead journaled in PostgreSQL."""
+NAMES = (PROJECT, BASELINE, OTHER, STATEFUL)
 WITH_SENDER = (
     "import sys; import nexor_mcp.client as client; client.SENDER = sys.argv[1]; "
     "from nexor_mcp.cli import main; sys.exit(main(sys.argv[2:]))"
@@ -143,13 +147,16 @@ def pinned_sandbox(cpus: set[int]) -> Iterator[Sandbox]:
 class Served:
     """One server under test: a uvicorn process on a loopback port, pinned to `cpus`."""
 
-    def __init__(self, name: str, base_url: str, cpus: set[int], project_root: Path) -> None:
+    def __init__(self, name: str, base_url: str, cpus: set[int], project_root: Path,
+                 database_url: str | None = None) -> None:
         self.name = name
         self.port = free_port()
         root = ROOT if name == BASELINE else project_root
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(root)}
+        if name == STATEFUL and database_url is not None:
+            env["NEXOR_DATABASE_URL"] = database_url
         serve = ["--base-url", base_url, "http", "--host", "127.0.0.1", "--port", str(self.port)]
-        if name == PROJECT:
+        if name in (PROJECT, STATEFUL):
             argv = [sys.executable, "-m", "nexor_mcp", *serve]
         elif name == OTHER:
             argv = [sys.executable, "-c", WITH_SENDER, OTHER_SENDER, *serve]
@@ -335,7 +342,8 @@ class Growth:
 class HttpBench:
     def __init__(self, sandbox: Sandbox, counts: HttpCounts, server_cpus: set[int], load_cpus: set[int],
                  project_root: Path, latencies: tuple[float, ...] = LATENCIES,
-                 concurrencies: tuple[int, ...] = CONCURRENCIES) -> None:
+                 concurrencies: tuple[int, ...] = CONCURRENCIES, database_url: str | None = None) -> None:
+        self.database_url = database_url
         self.base_url = base_url = sandbox.base_url
         self.sandbox_pid = sandbox.pid
         self.counts = counts
@@ -374,7 +382,8 @@ class HttpBench:
         cell.rss_mib = server.rss_mib()
 
     def run(self) -> None:
-        servers = {name: Served(name, self.base_url, self.server_cpus, self.project_root) for name in NAMES}
+        servers = {name: Served(name, self.base_url, self.server_cpus, self.project_root, self.database_url)
+                   for name in NAMES}
         try:
             for server in servers.values():  # warm up: pools, lazy imports, caches
                 self.reset(0.0)
@@ -428,6 +437,10 @@ class HttpBench:
             f"load gen {a.client_cpu_seconds * 1000 / max(1, a.calls):.2f} ms CPU/call)",
             flush=True,
         )
+        s = cells[STATEFUL]
+        print(f"  {'':>6} {'':>4} | {STATEFUL}: {s.rate:.0f} calls/s ({s.rate / b.rate if b.rate else 0:.2f}× "
+              f"baseline), p99 {percentile(s.latencies_ms, 0.99):.1f} ms, {s.cpu_ms_per_call:.2f} ms CPU/call, "
+              f"{s.errors} errors", flush=True)
         for name, cell in cells.items():
             for sample in cell.error_samples:
                 print(f"    {name} error: {sample}", flush=True)
@@ -444,6 +457,10 @@ class HttpBench:
             ratio = a.rate / b.rate if b.rate else 0.0
             checks.append((f"calls/s ≥ 1.5× baseline, concurrency {concurrency}, API 0 ms", ratio >= 1.5,
                            f"{ratio:.2f}×"))
+            if concurrency == 16:
+                journaled = cells[STATEFUL].rate / b.rate if b.rate else 0.0
+                checks.append(("calls/s ≥ 1.2× baseline with every call journaled in PostgreSQL, concurrency 16, "
+                               "API 0 ms", journaled >= 1.2, f"{journaled:.2f}×"))
         for (latency, concurrency), cells in self.cells.items():
             a, b = cells[PROJECT], cells[BASELINE]
             floor = latency * 1000  # the API's own latency: no server can answer under it
@@ -453,7 +470,7 @@ class HttpBench:
             if floor:
                 what += f" (the time above the API's {floor:.0f} ms)"
             checks.append((what, ratio <= 0.8, f"{ratio:.2f}×"))
-        errors = sum(cells[name].errors for cells in self.cells.values() for name in (PROJECT, OTHER))
+        errors = sum(cells[name].errors for cells in self.cells.values() for name in (PROJECT, OTHER, STATEFUL))
         checks.append(("zero errors", errors == 0, f"{errors}"))
         if PROJECT in self.growth:
             growth = self.growth[PROJECT]
@@ -512,6 +529,14 @@ class HttpBench:
             lines.append(f"| growth | {grown[0]:.2f} MiB | {grown[1]:.2f} MiB |")
             lines.append(f"| errors | {ga.errors} | {gb.errors} |")
         lines += self.sender_table()
+        lines += ["", "nexor-mcp with every call journaled in PostgreSQL (NEXOR_DATABASE_URL), same rounds:", "",
+                  "| API latency | concurrency | calls/s journaled | calls/s baseline | × | p99 ms journaled | "
+                  "CPU ms/call journaled | errors |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for (latency, concurrency), cells in self.cells.items():
+            s, b = cells[STATEFUL], cells[BASELINE]
+            lines.append(f"| {latency * 1000:.0f} ms | {concurrency} | {s.rate:.0f} | {b.rate:.0f} | "
+                         f"{s.rate / b.rate if b.rate else 0:.2f}× | {percentile(s.latencies_ms, 0.99):.2f} | "
+                         f"{s.cpu_ms_per_call:.2f} | {s.errors} |")
         lines += ["", "| target (same-run ratios) | met | measured |", "|---|---|---:|"]
         for what, met, measured in self.targets():
             lines.append(f"| {what} | {'yes' if met else '**no**'} | {measured} |")
@@ -567,9 +592,16 @@ def run_http(quick: bool, out: Path, project_root: Path, latencies: tuple[float,
     counts = HTTP_QUICK if quick else HTTP_FULL
     if growth_calls is not None:
         counts = dataclasses.replace(counts, growth_calls=growth_calls)
-    with pinned_sandbox(load_cpus) as sandbox:
-        bench = HttpBench(sandbox, counts, server_cpus, load_cpus, project_root, latencies, concurrencies)
-        bench.run()
+    from tests.postgres import start_cluster
+
+    cluster = start_cluster(fsync=True)  # started from here: its processes share the load side's cores
+    try:
+        with pinned_sandbox(load_cpus) as sandbox:
+            bench = HttpBench(sandbox, counts, server_cpus, load_cpus, project_root, latencies, concurrencies,
+                              database_url=cluster.create_database("bench"))
+            bench.run()
+    finally:
+        cluster.destroy()
     for line in bench.sender_table()[1:]:
         print(line)
     failed = [(what, measured) for what, met, measured in bench.targets() if not met]
