@@ -47,6 +47,26 @@ def _ensure_postgresql() -> None:
           "(`sudo apt-get install -y postgresql`, or `brew install postgresql`)", file=sys.stderr, flush=True)
 
 
+def _ensure_browser() -> None:
+    """The approval page's browser tests drive a real headless Chromium: install it (and
+    chromedriver) when either is missing and we may."""
+    if (os.environ.get("NEXOR_TEST_CHROMIUM") or shutil.which("chromium")) and (
+        os.environ.get("NEXOR_TEST_CHROMEDRIVER") or shutil.which("chromedriver")
+    ):
+        return
+    if os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing chromium and chromium-driver (the approval page's browser tests need them)", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
+        if subprocess.run(install, env=env, check=False).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, check=False)
+            subprocess.run(install, env=env, check=False)
+        return
+    print("WARNING: chromium or chromedriver is not installed, so the approval page's browser tests will FAIL: "
+          "install them first (`sudo apt-get install -y chromium chromium-driver`), or name them with "
+          "NEXOR_TEST_CHROMIUM and NEXOR_TEST_CHROMEDRIVER", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - python3 may be older than the project needs
         print(f"nexor-mcp needs Python 3.11 or newer; this is {sys.version.split()[0]}", file=sys.stderr)
@@ -57,6 +77,7 @@ def main(argv: list[str]) -> int:
         print("installing nexor-mcp with its test extras failed (see pip's output above)", file=sys.stderr)
         return 1
     _ensure_postgresql()
+    _ensure_browser()
     return subprocess.run([python, "-m", "pytest", "-q", *argv], cwd=ROOT, check=False).returncode
 
 
