@@ -15,6 +15,7 @@ from nexor_mcp.config import (
     CONFIG_FILE_ENV,
     CONFIRM_VIA,
     CONFIRMABLE_GROUPS,
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     DEFAULT_CONFIRM_VIA,
     DEFAULT_LOG_LEVEL,
     DEFAULT_MAX_RETRIES,
@@ -55,6 +56,7 @@ environment variables (flags > environment > config file > defaults; empty count
   {SECRET_ENV:<28}hosted mode with replicas: a shared key (32+ bytes) sealing confirmations
   {ENV_VARS["audit_log"]:<28}same as --audit-log
   {ENV_VARS["database_url"]:<28}same as --database-url (its password is never shown)
+  {ENV_VARS["approval_timeout_seconds"]:<28}same as --approval-timeout
   {CONFIG_FILE_ENV:<28}same as --config
 
 commands (a flag a command does not use is refused with exit status 2, never ignored):
@@ -114,14 +116,20 @@ def settings_flags(*, inherited: bool = False) -> argparse.ArgumentParser:
         f"and replicas: sqlite:///ABS/PATH or postgresql://... (env {ENV_VARS['database_url']}; default: off)",
     )
     flags.add_argument(
+        "--approval-timeout", dest="approval_timeout_seconds", type=float, metavar="SECONDS",
+        help="how long an approval page waits for the person's decision (env "
+        f"{ENV_VARS['approval_timeout_seconds']}; default {DEFAULT_APPROVAL_TIMEOUT_SECONDS:g})",
+    )
+    flags.add_argument(
         "--confirm", metavar="GROUPS",
         help=f"tool groups that need a person's confirmation before they run: {', '.join(CONFIRMABLE_GROUPS)}, "
         f"or never (env {ENV_VARS['confirm']}; default {','.join(CONFIRMABLE_GROUPS)})",
     )
     flags.add_argument(
         "--confirm-via", choices=CONFIRM_VIA,
-        help="auto: ask through the client when it can elicit, else a token; token: always the token, for hosts "
-        f"that answer elicitations without showing anyone (env {ENV_VARS['confirm_via']}; "
+        help="auto: the user approves in a question the client shows, or on an approval page in their browser; "
+        "token: the model relays a token (agent-relayed: the model can confirm by itself) "
+        f"(env {ENV_VARS['confirm_via']}; "
         f"default {DEFAULT_CONFIRM_VIA})",
     )
     flags.add_argument(

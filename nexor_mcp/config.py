@@ -42,6 +42,8 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES_LIMIT = 10
 DEFAULT_RETRY_BUDGET_SECONDS = 20.0
+DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300.0
+"""How long an approval page waits for the person's decision (and how long an approval lives)."""
 DEFAULT_LOG_LEVEL = "INFO"
 KEY_PREFIX = "nxr_live_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -60,6 +62,7 @@ ENV_VARS = {
     "confirm_via": "NEXOR_CONFIRM_VIA",
     "audit_log": "NEXOR_AUDIT_LOG",
     "database_url": "NEXOR_DATABASE_URL",
+    "approval_timeout_seconds": "NEXOR_APPROVAL_TIMEOUT",
 }
 DEFAULT_TOOLS = ("read", "write")
 CONFIRMABLE_GROUPS = ("automation", "outreach")
@@ -111,12 +114,15 @@ class Settings(LayeredSettings):
     confirm: tuple[str, ...] = CONFIRMABLE_GROUPS
     """The groups whose tools need a person's confirmation before they run (NEXOR_CONFIRM; "never": none)."""
     confirm_via: str = DEFAULT_CONFIRM_VIA
-    """"auto": ask through the client when it can elicit, else a token; "token": always the token
-    (for hosts that declare elicitation but answer it without showing anyone)."""
+    """"auto": the person approves in a question the client shows them, or on an approval page in
+    their browser (nexor_mcp/approve_url.py); "token": always the two-step token, which the model
+    relays (agent-relayed: the model can confirm by itself), an explicit opt-in."""
     secret: Secret | None = None
     """NEXOR_MCP_SECRET: seals confirmation tokens; `None` means a random key per process."""
     audit_log: str | None = None
     """The audit journal's path (absolute, `~` expanded); None: no journal."""
+    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    """NEXOR_APPROVAL_TIMEOUT: seconds an approval page waits for the person's decision."""
     database_url: Secret | None = None
     """NEXOR_DATABASE_URL: where used confirmations and the audit journal live (`sqlite:///ABS/PATH` or
     `postgresql://...`), shared by processes, workers and replicas; None: process memory and the
@@ -177,7 +183,7 @@ class Settings(LayeredSettings):
             raise ConfigError(f"base_url must not have a query (?...) or fragment (#...), e.g. {DEFAULT_BASE_URL}")
         return url
 
-    @field_validator("timeout_seconds", "retry_budget_seconds", mode="plain")
+    @field_validator("timeout_seconds", "retry_budget_seconds", "approval_timeout_seconds", mode="plain")
     @classmethod
     def _seconds(cls, value: Any, info: ValidationInfo) -> float:
         try:

@@ -45,6 +45,7 @@ from mcp_types.version import is_version_at_least
 from pydantic import ValidationError
 
 from nexor_mcp.account import FINGERPRINT_LENGTH
+from nexor_mcp.approve_url import ApprovalDesk, Asked
 from nexor_mcp.config import SECRET_ENV, Secret
 from nexor_mcp.json_types import Json
 from nexor_mcp.quoting import quote, visible
@@ -164,6 +165,12 @@ class Sealer:
             return f"it expired ({TOKEN_SECONDS // 60} minutes after it was issued)"
         return str(claims["n"]), int(claims["e"])
 
+    @property
+    def page_key(self) -> bytes:
+        """The approval pages' key (their anti-forgery tokens, the sealed approval ids): derived from
+        this one, so replicas sharing NEXOR_MCP_SECRET share it too."""
+        return hmac.new(self._key, b"nexor-mcp approval pages v1", hashlib.sha256).digest()
+
     def _mac(self, purpose: str, claims: str, tool: str, arguments: Json, account: str) -> str:
         canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         message = "\0".join((purpose, claims, tool, canonical, account)).encode("utf-8", "surrogatepass")
@@ -183,9 +190,11 @@ class Go:
 
 @dataclass(frozen=True)
 class Stop:
-    """Nothing is sent; `text` says why, for the model."""
+    """Nothing is sent; `text` says why, for the model. `declined`: how the person said no, when
+    they did (the journal records it); None for every other refusal."""
 
     text: str
+    declined: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,18 +216,21 @@ def question_text(summary: str, changes: list[str]) -> str:
     return visible("\n".join(lines), keep_newlines=True)
 
 
-Way = Literal["round_trip", "live", "token"]
+Way = Literal["round_trip", "live", "page", "token"]
 
 
 def way(ctx: ServerRequestContext[Any], *, elicit: bool = True) -> Way:
-    """How this call asks for a yes (see the module doc): the token way only when the client
-    cannot be asked (or `elicit=False`, NEXOR_CONFIRM_VIA=token)."""
-    if elicit and _can_elicit(ctx):
+    """How this call asks for a yes (see the module doc): a form when the client can show one,
+    else the approval page (nexor_mcp/approve_url.py); the token way only when the operator chose
+    it (`elicit=False`: NEXOR_CONFIRM_VIA=token, agent-relayed)."""
+    if not elicit:
+        return "token"
+    if _can_elicit(ctx):
         if _modern(ctx):
             return "round_trip"
         if ctx.session.can_send_request:
             return "live"
-    return "token"
+    return "page"
 
 
 def token_offer(sealer: Sealer, tool: str, arguments: Json, account: str, question: str) -> Json:
@@ -241,10 +253,17 @@ async def ask(
     token: str | None,
     sealer: Sealer,
     elicit: bool = True,
+    desk: ApprovalDesk | None = None,
+    request: tuple[str, str, Json | None] = ("", "", None),
 ) -> Decision:
     """Get a person's yes for this call by the best way the client offers (see the module doc);
-    `elicit=False` always takes the token way (NEXOR_CONFIRM_VIA=token)."""
+    `elicit=False` always takes the token way (NEXOR_CONFIRM_VIA=token). `desk` serves the approval
+    page, for `request` (method, path, body) exactly."""
     if token is not None:
+        if elicit:  # the operator did not choose the token way: no token can approve anything here
+            return Stop("Not sent: this server does not take confirmation tokens (the model could pass one back "
+                        "by itself); the user approves each call when asked. Nothing was sent. Call again "
+                        "without confirmation.")
         refused = await sealer.redeem(token, CONFIRMATION_PURPOSE, tool, arguments, account)
         if refused:
             return Stop(f"Not sent: the confirmation was refused because {refused}. Nothing was sent. "
@@ -255,8 +274,38 @@ async def ask(
         return await _round_trip(params, tool, arguments, account, question, sealer)
     if how == "live":
         return await _live(ctx, question)
-    return Pending({"sent": False, "confirmation_required": True,
-                    **token_offer(sealer, tool, arguments, account, question)})
+    if how == "token":
+        return Pending({"sent": False, "confirmation_required": True,
+                        **token_offer(sealer, tool, arguments, account, question)})
+    return await _on_page(ctx, params, desk, Asked(tool, account, *request, question), sealer)
+
+
+CANNOT_ASK = (
+    "Not sent: {tool} needs the user's approval, and this client can neither show them a question "
+    "(elicitation) nor open an approval page for them, so nobody can approve it here. Nothing was sent. "
+    "To approve such calls, use a client that supports elicitation (form or URL mode), or run nexor-mcp "
+    "locally (over stdio it opens the approval page in the user's browser). The operator can also set "
+    "NEXOR_CONFIRM_VIA=token, which is agent-relayed: the model can then confirm by itself."
+)
+
+
+async def _on_page(
+    ctx: ServerRequestContext[Any], params: CallToolRequestParams, desk: ApprovalDesk | None, asked: Asked,
+    sealer: Sealer,
+) -> Decision:
+    """The approval page: by URL-mode elicitation, or opened in the person's browser."""
+    page = desk.way(ctx, modern=_modern(ctx)) if desk is not None else "none"
+    if desk is None or page == "none":
+        return Stop(CANNOT_ASK.format(tool=asked.tool))
+    if page == "url_round_trip":
+        outcome = await desk.round_trip(ctx, params, asked, sealer)
+    else:
+        outcome = await desk.live(ctx, asked, page)
+    if isinstance(outcome, InputRequiredResult):
+        return Pending(outcome)
+    if outcome.approved:
+        return Go(outcome.how)
+    return Stop(outcome.text, declined=outcome.how if outcome.declined else None)
 
 
 def _can_elicit(ctx: ServerRequestContext[Any]) -> bool:
@@ -326,9 +375,9 @@ def _decide(answer: ElicitResult | None) -> Decision:
         return Stop("Not sent: the client's answer to the confirmation could not be read, which counts as no. "
                     "Nothing was sent.")
     if answer.action == "accept" and (answer.content or {}).get(QUESTION_KEY) is True:
-        return Go("elicitation")
+        return Go("form")
     if answer.action == "accept":
         return Stop("Not sent: the user did not check the box to approve it. Nothing was sent.")
     verb = "declined" if answer.action == "decline" else "cancelled"
     return Stop(f"Not sent: the user {verb} it when asked to confirm. Nothing was sent; do not retry "
-                "unless the user asks again.")
+                "unless the user asks again.", declined="form" if answer.action == "decline" else None)

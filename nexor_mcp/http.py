@@ -32,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from nexor_mcp import metrics
+from nexor_mcp.approvals import approval_routes
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Settings
 from nexor_mcp.hosted.auth import TOOLS_HEADER, Authenticator, RefusedRequest
@@ -45,6 +46,7 @@ from nexor_mcp.hosted.settings import (
     hosted_settings,
 )
 from nexor_mcp.listening import BACKLOG, listening_socket
+from nexor_mcp.safety import WriteSafety
 from nexor_mcp.server import CallScope, build_server, fixed_scope, not_enabled_text
 
 __all__ = [
@@ -122,12 +124,26 @@ def security_settings(hosted: HostedSettings) -> TransportSecuritySettings:
     )
 
 
+def page_hosts(hosted: HostedSettings) -> list[str] | None:
+    """The Host values the approval pages accept: the same list as /mcp (None: no check, as there)."""
+    security = security_settings(hosted)
+    return list(security.allowed_hosts) if security.enable_dns_rebinding_protection else None
+
+
 def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient | None = None) -> Starlette:
     """The ASGI app: MCP at /mcp (stateless, JSON answers), /healthz, /metrics."""
     client = client or NexorClient(settings)
     recorder = metrics.enable_prometheus()
     authenticator = Authenticator(settings, hosted)
-    server = build_server(settings, client, HostedScopes(settings, client, authenticator))
+
+    async def page_base(ctx: ServerRequestContext[Any]) -> str | None:
+        """The approval page is served by this app, at the origin the call came to."""
+        request = ctx.request
+        host = request.headers.get("host") if isinstance(request, Request) else None
+        return f"{request.url.scheme}://{host}" if isinstance(request, Request) and host else None
+
+    safety = WriteSafety.from_settings(settings, page_base)
+    server = build_server(settings, client, HostedScopes(settings, client, authenticator), safety=safety)
     manager = StreamableHTTPSessionManager(
         app=server,
         json_response=True,
@@ -168,6 +184,7 @@ def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient |
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(MCP_PATH, RequestGate(mcp_endpoint, authenticator)),  # every method: the gate answers 405
+            *approval_routes(safety.approvals, safety.sealer.page_key, allowed_hosts=page_hosts(hosted)),
         ],
         lifespan=lifespan,
     )

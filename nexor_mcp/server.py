@@ -256,13 +256,25 @@ async def serve_stdio(settings: Settings, client: NexorClient) -> None:
     at once; one whose person has already said yes has a fresh deadline from that yes, and its
     write is finished.
     """
+    from nexor_mcp.approvals import LocalApprovalServer
     from nexor_mcp.stdio import serve_streams
 
+    local: list[LocalApprovalServer] = []
+
+    async def page_base(ctx: ServerRequestContext[Any]) -> str | None:
+        """The approval pages' origin: a loopback server of this process, started on first need."""
+        if not local:
+            local.append(LocalApprovalServer(safety.approvals, safety.sealer.page_key))
+        return await local[0].start()
+
+    safety = WriteSafety.from_settings(settings, page_base, opens_pages=True)
     input_end = InputEnd()
-    server = build_server(settings, client, input_end=input_end)
+    server = build_server(settings, client, safety=safety, input_end=input_end)
     drain_seconds = CallDeadline.drain_seconds(settings)
     try:
         async with serve_streams(drain_seconds, on_input_end=input_end.end) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
+        for page_server in local:
+            await page_server.close()
         await client.aclose()

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from nexor_mcp.account import account_fingerprint
 from nexor_mcp.audit.journal import FILE_MODE, JournalWriter
-from nexor_mcp.audit.record import Entry
+from nexor_mcp.audit.record import Decision, Entry
 from nexor_mcp.audit.render import compact, json_line, names, say, short_time, shown
 from nexor_mcp.audit.source import NO_JOURNAL, CannotRead, JournalSource, journal_source
 from nexor_mcp.audit.undo import kind, not_undoable, undo_one, undone_by, written_tags, written_values
@@ -105,7 +105,10 @@ def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
             say(f"The journal {source.label} does not exist yet: no write has been recorded.", out)
             return 0
         if args.audit_command == "list":
-            return _list(entries, args, out)
+            status = _list(entries, args, out)
+            if contents is not None and contents.decisions and not args.json:
+                _decisions(contents.decisions, args, out)
+            return status
         if args.audit_command == "show":
             return _show(entries, args.entry, out)
         return _undo(settings, source.writer, entries, args, out)
@@ -134,6 +137,19 @@ def _export(source: JournalSource, args: argparse.Namespace, out: TextIO) -> int
 
 class UsageError(Exception):
     pass
+
+
+def _decisions(decisions: list[Decision], args: argparse.Namespace, out: TextIO) -> None:
+    """People's approvals and declines of confirmed calls (how: form, url, page or token)."""
+    chosen = [decision for decision in decisions if (args.lead is None or decision.lead_id == args.lead)
+              and (args.tool is None or decision.tool == args.tool)]
+    if not chosen:
+        return
+    say("", out)
+    say("Decisions (a person's approval or decline of a confirmed call):", out)
+    for decision in chosen:
+        say(f"  {one_line(short_time(decision.time))}  {one_line(decision.tool)}  {one_line(decision.lead_id or '-')}  "
+            f"{decision.decision} ({decision.how})  asked: {one_line(decision.question)[:100]}", out)
 
 
 # --- list and show --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from nexor_mcp.audit.record import (
     OUTCOMES,
     Contents,
+    Decision,
     Entry,
     Intent,
     Outcome,
@@ -88,6 +89,11 @@ class JournalWriter(Protocol):
         self, entry_id: str, *, status: int | None, outcome: str, detail: str | None,
         after: Written | Json | None = None, secrets: tuple[str, ...] = (),
     ) -> None: ...
+
+    def decide(
+        self, *, tool: str, lead_id: str | None, account: str | None, decision: str, how: str, question: str,
+        secrets: tuple[str, ...] = (),
+    ) -> str: ...
 
 
 class Journal:
@@ -155,6 +161,18 @@ class Journal:
                        detail=detail, after=Written.read(after))
         self._append(line.as_json(), secrets, sync=False)
 
+    def decide(
+        self, *, tool: str, lead_id: str | None, account: str | None, decision: str, how: str, question: str,
+        secrets: tuple[str, ...] = (),
+    ) -> str:
+        """Record a person's approval or decline of a confirmed call, with the question shown
+        (see `Decision`); returns its id. Raises `JournalError`."""
+        return self._append_decision(new_decision(tool, lead_id, account, decision, how, question), secrets)
+
+    def _append_decision(self, line: Decision, secrets: tuple[str, ...]) -> str:
+        self._append(line.as_json(), secrets, sync=line.decision == "approved")  # an approval gates a send
+        return line.id
+
     def _append(self, record: Json, secrets: tuple[str, ...], *, sync: bool) -> None:
         line = (record_text(record, secrets) + "\n").encode("utf-8")
         fd = self._open()
@@ -198,6 +216,17 @@ class Journal:
         if notice != self.mode_notice:
             logger.warning("%s", notice)
         self.mode_notice = notice
+
+
+def new_decision(
+    tool: str, lead_id: str | None, account: str | None, decision: str, how: str, question: str
+) -> Decision:
+    """A decision record, validated (a bad `decision` or `how` is a bug: ValidationError)."""
+    when = now()
+    return Decision.model_validate({
+        "id": new_entry_id(when), "time": iso_time(when), "tool": tool, "lead_id": lead_id, "account": account,
+        "decision": decision, "how": how, "question": question,
+    })
 
 
 def record_text(record: Json, secrets: tuple[str, ...]) -> str:
@@ -308,10 +337,16 @@ def parse_lines(lines: Iterable[bytes | None]) -> Contents:
     return contents
 
 
-def _join(line: Intent | Outcome | str, number: int, by_id: dict[str, Entry], contents: Contents) -> str | None:
-    """Add an intent as an entry, or an outcome to its entry; returns why it cannot be (None: done)."""
+def _join(
+    line: Intent | Outcome | Decision | str, number: int, by_id: dict[str, Entry], contents: Contents
+) -> str | None:
+    """Add an intent as an entry, an outcome to its entry, a decision to the decisions; returns why
+    it cannot be (None: done)."""
     if isinstance(line, str):
         return line
+    if isinstance(line, Decision):
+        contents.decisions.append(line)
+        return None
     if isinstance(line, Intent):
         if line.id in by_id:
             return f"a second intent for entry {line.id}"

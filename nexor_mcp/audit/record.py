@@ -167,7 +167,34 @@ class Outcome(BaseModel):
         return _dump(self)
 
 
-def read_line(record: Any) -> Intent | Outcome | str:
+DECISIONS = ("approved", "declined")
+HOW_DECIDED = ("form", "url", "page", "token")
+"""How a person decided: a form the client showed (elicitation), the approval page reached by
+URL-mode elicitation, the page the server opened in their browser, or a token the model relayed."""
+
+
+class Decision(BaseModel):
+    """A person's decision on a confirmed call, with the question they were shown: an approval
+    (whose write follows as an entry) or a decline (after which nothing was sent)."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    v: Literal[1] = VERSION
+    id: str
+    event: Literal["decision"] = "decision"
+    time: str
+    tool: str
+    lead_id: _Text = None
+    account: _Text = None
+    decision: Literal["approved", "declined"]
+    how: Literal["form", "url", "page", "token"]
+    question: str
+
+    def as_json(self) -> Json:
+        return _dump(self)
+
+
+def read_line(record: Any) -> Intent | Outcome | Decision | str:
     """The model of one parsed line, or why it is not a line this version can use."""
     if not isinstance(record, dict):
         return "not a JSON object"
@@ -179,11 +206,13 @@ def read_line(record: Any) -> Intent | Outcome | str:
     if not isinstance(record.get("id"), str) or not record["id"]:
         return "no entry id"
     event = record.get("event")
-    model: type[Intent | Outcome]
+    model: type[Intent | Outcome | Decision]
     if event == "intent":
         model = Intent
     elif event == "outcome":
         model = Outcome
+    elif event == "decision":
+        model = Decision
     else:
         return f"an unknown event {str(event)[:40]!r}"
     try:
@@ -191,6 +220,8 @@ def read_line(record: Any) -> Intent | Outcome | str:
     except ValidationError as error:
         if model is Outcome:
             return f"an outcome that is not one of {', '.join(OUTCOMES)}"
+        if model is Decision:
+            return f"a decision without a valid {error.errors()[0]['loc'][0]}"
         return f"an intent without {error.errors()[0]['loc'][0]}"
 
 
@@ -280,5 +311,7 @@ class Entry:
 @dataclass
 class Contents:
     entries: list[Entry] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    """People's approvals and declines of confirmed calls, in order."""
     problems: list[str] = field(default_factory=list)
     """Lines that were skipped, and why."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.server import ServerRequestContext
 from mcp.types import CallToolRequestParams
 
+from nexor_mcp.approve_url import ApprovalDesk, PageBase
 from nexor_mcp.client import NexorClient, OnRetry
 from nexor_mcp.config import Settings
 from nexor_mcp.confirm import Pending, Sealer
@@ -45,20 +46,36 @@ class WriteSafety:
     sealer: Sealer
     memory: LeadMemory
     journal: JournalWriter | None = None
+    desk: ApprovalDesk | None = None
+    """Serves approval pages (nexor_mcp/approve_url.py); None: the transport has no page to serve."""
+    approvals: Any = None
+    """Where approvals are kept: the store, or process memory (what the pages' routes read)."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WriteSafety:
+    def from_settings(
+        cls, settings: Settings, pages: PageBase | None = None, *, opens_pages: bool = False
+    ) -> WriteSafety:
+        """`pages`: the origin the approval page is served from for a call (hosted: the request's
+        own; stdio: a loopback server started on demand); `opens_pages`: a stdio server, which may
+        open the person's browser."""
         if settings.database is not None:  # state shared by every process that has the URL
             from nexor_mcp.store import open_shared_state
 
-            store, journal = open_shared_state(settings.database)
-            return cls(settings, Sealer(settings.secret, store), LeadMemory(), journal)
-        file_journal = None
-        if settings.audit_log:
-            from nexor_mcp.audit import open_journal  # only when a journal is configured
+            store, database_journal = open_shared_state(settings.database)
+            safety = cls(settings, Sealer(settings.secret, store), LeadMemory(), database_journal, approvals=store)
+        else:
+            file_journal = None
+            if settings.audit_log:
+                from nexor_mcp.audit import open_journal  # only when a journal is configured
 
-            file_journal = open_journal(settings)
-        return cls(settings, Sealer(settings.secret), LeadMemory(), file_journal)
+                file_journal = open_journal(settings)
+            from nexor_mcp.approvals import MemoryApprovals
+
+            safety = cls(settings, Sealer(settings.secret), LeadMemory(), file_journal, approvals=MemoryApprovals())
+        if pages is not None:
+            safety.desk = ApprovalDesk(safety.approvals, safety.sealer.page_key, pages,
+                                       timeout_seconds=settings.approval_timeout_seconds, opens_pages=opens_pages)
+        return safety
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -66,7 +83,7 @@ class WriteSafety:
         return (
             StaleGuard(self.memory),
             DryRun(self.settings, self.sealer),
-            Confirmation(self.settings, self.sealer),
+            Confirmation(self.settings, self.sealer, self.desk, self.journal),
             Journaling(self.journal),
         )
 

@@ -4,16 +4,25 @@ asked through the client (elicitation) or shown the question and a token the nex
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 
+import anyio
+import anyio.to_thread
 from pydantic import MISSING
 
+from nexor_mcp.approve_url import ApprovalDesk
+from nexor_mcp.audit.journal import JournalError, JournalWriter
 from nexor_mcp.config import Settings
 from nexor_mcp.confirm import Go, Pending, Sealer, Stop, ask, question_text
+from nexor_mcp.errors import FIX_JOURNAL_FILE, JournalUnwritable
 from nexor_mcp.json_types import Json
 from nexor_mcp.masking import clean_text, redact
 from nexor_mcp.safety.write import GoOn, Outcome, Reply, Step, Write, request_view
 from nexor_mcp.tools.spec import CONTROL_ARGUMENTS, Arguments
+
+logger = logging.getLogger(__name__)
 
 
 def needs_confirmation(settings: Settings, write: Write) -> bool:
@@ -30,20 +39,28 @@ async def question(write: Write) -> str:
 class Confirmation(Step):
     """Asks a person before a write of a confirmed group; sends only on a yes."""
 
-    def __init__(self, settings: Settings, sealer: Sealer) -> None:
+    def __init__(
+        self, settings: Settings, sealer: Sealer, desk: ApprovalDesk | None = None, journal: JournalWriter | None = None
+    ) -> None:
         self.settings = settings
         self.sealer = sealer
+        self.desk = desk
+        self.journal = journal
 
     async def __call__(self, write: Write, go_on: GoOn) -> Outcome:
         if not needs_confirmation(self.settings, write):
             return await go_on(write)
         token = getattr(write.arguments, "confirmation", MISSING)
+        asked = await question(write)
         decision = await ask(
             write.call.ctx, write.call.params, tool=write.spec.name, arguments=confirmation_binding(write.arguments),
-            account=write.client.account, question=await question(write), token=None if token is MISSING else token,
-            sealer=self.sealer, elicit=self.settings.confirm_via == "auto",
+            account=write.client.account, question=asked, token=None if token is MISSING else token,
+            sealer=self.sealer, elicit=self.settings.confirm_via == "auto", desk=self.desk,
+            request=(write.request.method, "/" + write.request.path, write.request.body),  # as the page shows it
         )
         if isinstance(decision, Stop):
+            if decision.declined:
+                await self._record(write, "declined", decision.declined, asked)
             return Reply({"sent": False, "message": decision.text}, decision.text, is_error=True)
         if isinstance(decision, Pending):
             if isinstance(decision.result, dict):  # the token way: the preview goes with the question
@@ -51,7 +68,24 @@ class Confirmation(Step):
                 decision.result["changes"] = (await write.preview()).changes
             return decision
         assert isinstance(decision, Go)
+        await self._record(write, "approved", decision.how, asked)
         return await go_on(write)
+
+    async def _record(self, write: Write, decision: str, how: str, asked: str) -> None:
+        """The person's decision in the journal, with the question they saw. An approval that cannot
+        be recorded stops the write (fail closed, as its intent would); a decline's is logged."""
+        if self.journal is None:
+            return
+        record = functools.partial(
+            self.journal.decide, tool=write.spec.name, lead_id=write.request.lead_id, account=write.client.fingerprint,
+            decision=decision, how=how, question=asked, secrets=write.call.secrets,
+        )
+        try:
+            await anyio.to_thread.run_sync(record)
+        except JournalError as exc:
+            logger.error("the audit journal %s could not record a decision (%s): %s", exc.path, decision, exc.reason)
+            if decision == "approved":
+                raise JournalUnwritable(exc.reason, getattr(self.journal, "fix", FIX_JOURNAL_FILE)) from None
 
 
 def confirmation_binding(arguments: Arguments) -> Json:

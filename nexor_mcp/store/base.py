@@ -25,7 +25,7 @@ from typing import Any, Literal, Self
 from nexor_mcp.store.urls import DatabaseUrl
 
 ApprovalState = Literal["pending", "approved", "declined", "expired", "used"]
-Event = Literal["intent", "outcome"]
+Event = Literal["intent", "outcome", "decision"]
 APPROVAL_RETENTION_SECONDS = 7 * 24 * 3600.0
 """How long after its expiry an approval is kept (for looking back), then deleted."""
 

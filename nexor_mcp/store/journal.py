@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any, BinaryIO
 
-from nexor_mcp.audit.journal import MAX_LINE_BYTES, JournalError, parse_lines, record_text
+from nexor_mcp.audit.journal import MAX_LINE_BYTES, JournalError, new_decision, parse_lines, record_text
 from nexor_mcp.audit.record import (
     OUTCOMES,
     Contents,
@@ -113,6 +113,15 @@ class DatabaseJournal:
             self.store.append_record(entry_id=entry_id, event=event, record=text, account=account)
         except StoreError as exc:
             raise JournalError(self.path, exc.reason) from None
+
+    def decide(
+        self, *, tool: str, lead_id: str | None, account: str | None, decision: str, how: str, question: str,
+        secrets: tuple[str, ...] = (),
+    ) -> str:
+        """Record a person's approval or decline of a confirmed call (see `Decision`); returns its id."""
+        line = new_decision(tool, lead_id, account, decision, how, question)
+        self._append(line.id, "decision", record_text(line.as_json(), secrets), account)
+        return line.id
 
     def read(self, account: str | None = None) -> Contents:
         """The entries in the order their intents were stored, joined and checked exactly as a

@@ -36,7 +36,7 @@ SQLITE_STEPS: Final[dict[int, tuple[str, ...]]] = {
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             account TEXT,
             entry_id TEXT NOT NULL,
-            event TEXT NOT NULL CHECK (event IN ('intent', 'outcome')),
+            event TEXT NOT NULL CHECK (event IN ('intent', 'outcome', 'decision')),
             record TEXT NOT NULL,
             recorded_at REAL NOT NULL
         )""",
@@ -73,7 +73,7 @@ POSTGRES_STEPS: Final[dict[int, tuple[str, ...]]] = {
             seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             account text,
             entry_id text NOT NULL,
-            event text NOT NULL CHECK (event IN ('intent', 'outcome')),
+            event text NOT NULL CHECK (event IN ('intent', 'outcome', 'decision')),
             record text NOT NULL,
             recorded_at double precision NOT NULL
         )""",

@@ -185,7 +185,7 @@ class SqliteStore(Store):
     def _append_record(self, entry_id: str, event: Event, record: str, account: str | None, now: float) -> int:
         # The intent is on disk (synchronous=FULL) before the request leaves; the outcome is as the
         # file journal's outcome line is: written, not waited for (it follows a write already sent).
-        with self._write(durable=event == "intent", single=True) as connection:
+        with self._write(durable=event != "outcome", single=True) as connection:
             if account is None and event == "outcome":
                 cursor = connection.execute(
                     "INSERT INTO nexor_audit_records (account, entry_id, event, record, recorded_at) "
