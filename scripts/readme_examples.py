@@ -102,7 +102,7 @@ def safety_transcript(server: RawServer) -> str:
     server.call_tool("update_lead", {"lead_id": ANA, "company": "Acme Chile SpA"})  # a colleague's edit
     step(f"A colleague changed the company after the agent read the lead (at `{read_at}`); the agent's "
          "write is refused:", "update_lead", {"lead_id": ANA, "title": "CTO", "if_unchanged_since": read_at})
-    parts.append("#### Confirmation by token (a client that cannot ask the user itself)\n")
+    parts.append("#### Confirmation by token (the opt-in `NEXOR_CONFIRM_VIA=token`: agent-relayed)\n")
     message = {"lead_id": ANA, "workflow_id": workflow_id, "channel": "whatsapp",
                "content": "Hola Ana, te confirmo la demo del martes a las 15:00."}
     pending = step("First call: nothing is sent; the agent must show this to the user:", "send_message", message)
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
             results.setdefault(name, (arguments, result))
     markdown = render(results)
     with RawServer([sys.executable, "-m", "nexor_mcp", "--sandbox", "--log-level", "WARNING"],
-                   {**env, "NEXOR_CONFIRM": "outreach,automation"}) as server:
+                   {**env, "NEXOR_CONFIRM": "outreach,automation", "NEXOR_CONFIRM_VIA": "token"}) as server:
         server.initialize()
         safety = safety_transcript(server)
     if "--write" not in argv:
