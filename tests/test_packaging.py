@@ -160,7 +160,9 @@ def test_server_json_describes_the_pypi_package_over_stdio_with_the_key_secret()
     assert pypi["transport"] == {"type": "stdio"} and pypi["runtimeHint"] == "uvx"
     variables = {variable["name"]: variable for variable in pypi["environmentVariables"]}
     assert variables["NEXOR_API_KEY"]["isSecret"] is True and variables["NEXOR_API_KEY"]["isRequired"] is True
-    assert [name for name, variable in variables.items() if variable.get("isSecret")] == ["NEXOR_API_KEY"]
+    # The key, and the database URL (it may hold the database's password): nothing else is a secret.
+    secret = [name for name, variable in variables.items() if variable.get("isSecret")]
+    assert secret == ["NEXOR_API_KEY", "NEXOR_DATABASE_URL"]
     assert set(variables) <= set(ENV_VARS.values())
     assert variables["NEXOR_BASE_URL"]["default"] == DEFAULT_BASE_URL
 
