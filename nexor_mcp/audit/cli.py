@@ -44,12 +44,14 @@ def add_audit_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> N
     )
     actions = audit.add_subparsers(dest="audit_command", metavar="{list,show,undo,export}")
     # `nexor-mcp audit` alone is `audit list` with no filter.
-    audit.set_defaults(audit_command="list", lead=None, tool=None, since=None, json=False)
+    audit.set_defaults(audit_command="list", lead=None, tool=None, since=None, json=False, decisions=False)
     listing = actions.add_parser("list", parents=parents, help="the journal's entries, oldest first")
     listing.add_argument("--lead", metavar="ID", help="only this lead's entries")
     listing.add_argument("--tool", metavar="NAME", help="only this tool's entries (undo: the undos)")
     listing.add_argument("--since", metavar="TIME", help=SINCE_HELP)
     listing.add_argument("--json", action="store_true", help="one JSON object per entry and line")
+    listing.add_argument("--decisions", action="store_true",
+                         help="people's approvals and declines of confirmed calls instead (how, and the question)")
     show = actions.add_parser("show", parents=parents, help="one entry in full, and whether it can be undone")
     show.add_argument("entry", metavar="ID", help="an entry id (or a unique start of one)")
     undo = actions.add_parser(
@@ -104,11 +106,10 @@ def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         if contents is None and args.audit_command == "list":
             say(f"The journal {source.label} does not exist yet: no write has been recorded.", out)
             return 0
+        if args.audit_command == "list" and args.decisions:
+            return _decisions(contents.decisions if contents is not None else [], args, out)
         if args.audit_command == "list":
-            status = _list(entries, args, out)
-            if contents is not None and contents.decisions and not args.json:
-                _decisions(contents.decisions, args, out)
-            return status
+            return _list(entries, args, out)
         if args.audit_command == "show":
             return _show(entries, args.entry, out)
         return _undo(settings, source.writer, entries, args, out)
@@ -139,17 +140,22 @@ class UsageError(Exception):
     pass
 
 
-def _decisions(decisions: list[Decision], args: argparse.Namespace, out: TextIO) -> None:
-    """People's approvals and declines of confirmed calls (how: form, url, page or token)."""
+def _decisions(decisions: list[Decision], args: argparse.Namespace, out: TextIO) -> int:
+    """`audit list --decisions`: people's approvals and declines of confirmed calls, with how they
+    were given (form, url, page or token) and the question they saw."""
     chosen = [decision for decision in decisions if (args.lead is None or decision.lead_id == args.lead)
               and (args.tool is None or decision.tool == args.tool)]
+    if args.json:
+        for decision in chosen:
+            print(json_line(decision.as_json()), file=out)
+        return 0
     if not chosen:
-        return
-    say("", out)
-    say("Decisions (a person's approval or decline of a confirmed call):", out)
+        say("No decisions" + (" match." if decisions else " yet."), out)
+        return 0
     for decision in chosen:
-        say(f"  {one_line(short_time(decision.time))}  {one_line(decision.tool)}  {one_line(decision.lead_id or '-')}  "
+        say(f"{one_line(short_time(decision.time))}  {one_line(decision.tool)}  {one_line(decision.lead_id or '-')}  "
             f"{decision.decision} ({decision.how})  asked: {one_line(decision.question)[:100]}", out)
+    return 0
 
 
 # --- list and show --------------------------------------------------------------------------------
