@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,9 +113,9 @@ async def test_over_stdio_the_server_opens_the_page_and_only_the_persons_approve
     assert (decision.tool, decision.decision, decision.how) == ("send_message", "approved", "page")
     assert "¿Hablamos?" in decision.question
     assert [entry.tool for entry in contents.entries] == ["send_message"]
-    listed = subprocess.run([sys.executable, "-m", "nexor_mcp", "audit", "list", "--decisions"], capture_output=True,
-                            text=True, timeout=60, check=True, env={"NEXOR_AUDIT_LOG": str(journal)})
-    (row,) = listed.stdout.splitlines()
+    command = [sys.executable, "-m", "nexor_mcp", "audit", "list", "--decisions"]
+    listed = await anyio.run_process(command, check=True, env={"NEXOR_AUDIT_LOG": str(journal)})
+    (row,) = listed.stdout.decode().splitlines()
     assert " send_message " in row and "approved (page)" in row and "asked: Send an email" in row
 
 
