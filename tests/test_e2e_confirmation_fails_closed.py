@@ -4,7 +4,8 @@ client (and, for answers the SDK client would never send, by raw JSON-RPC lines)
 - Once a client declared form elicitation, any failure of asking it (an error answer, a callback
   that raises, an answer that cannot be read, a malformed 2026-07-28 come-back) is a no: nothing is
   sent and no token is handed out.
-- A token refused for its MAC names NEXOR_MCP_SECRET when the server has no shared key.
+- A token (the opt-in NEXOR_CONFIRM_VIA=token) refused for its MAC names NEXOR_MCP_SECRET when
+  the server has no shared key.
 - A dry run of a confirmed tool carries what the real call's confirmation needs.
 - The stale-write conflict's text holds the current values.
 - The question a person sees spells out invisible characters.
@@ -227,9 +228,9 @@ async def test_a_malformed_2026_come_back_is_a_refusal_never_go(sandbox_server: 
 async def test_a_token_from_before_a_restart_is_refused_naming_the_secret(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
-    async with connect(sandbox_server.base_url, NEXOR_MCP_SECRET="") as (first, _):
+    async with connect(sandbox_server.base_url, NEXOR_MCP_SECRET="", NEXOR_CONFIRM_VIA="token") as (first, _):
         token = structured(await call(first, "send_message", WHATSAPP))["confirmation"]
-    async with connect(sandbox_server.base_url, NEXOR_MCP_SECRET="") as (restarted, _):
+    async with connect(sandbox_server.base_url, NEXOR_MCP_SECRET="", NEXOR_CONFIRM_VIA="token") as (restarted, _):
         refused = await call(restarted, "send_message", {**WHATSAPP, "confirmation": token})
     assert refused.is_error and writes(api) == []
     assert "not issued for these exact arguments" in text_of(refused)
@@ -240,7 +241,7 @@ async def test_a_token_from_before_a_restart_is_refused_naming_the_secret(
 async def test_with_a_shared_secret_the_refusal_does_not_blame_the_secret(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
-    async with connect(sandbox_server.base_url) as (client, _):
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         token = structured(await call(client, "send_message", WHATSAPP))["confirmation"]
         refused = await call(client, "send_message", {**WHATSAPP, "content": "otro", "confirmation": token})
     assert refused.is_error and writes(api) == []
@@ -254,8 +255,9 @@ async def test_with_a_shared_secret_the_refusal_does_not_blame_the_secret(
 async def test_a_dry_run_in_token_mode_gives_the_token_and_the_next_call_is_the_real_one(
     sandbox_server: SandboxServer, api: SandboxApi, how: str
 ) -> None:
-    eliciting = {"callback": answering(YES), "NEXOR_CONFIRM_VIA": "token"}
-    options: dict[str, Any] = {} if how == "cannot elicit" else eliciting
+    """Token mode (NEXOR_CONFIRM_VIA=token), whether or not the client could elicit."""
+    token_mode: dict[str, Any] = {"NEXOR_CONFIRM_VIA": "token"}
+    options = token_mode if how == "cannot elicit" else {"callback": answering(YES), **token_mode}
     async with connect(sandbox_server.base_url, "legacy", **options) as (client, asked):
         dry = await call(client, "send_message", {**WHATSAPP, "dry_run": True})
         assert not dry.is_error and writes(api) == []
@@ -283,8 +285,9 @@ async def test_a_dry_run_in_token_mode_gives_the_token_and_the_next_call_is_the_
 async def test_a_dry_run_token_is_bound_like_the_real_calls_token(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
-    """Control arguments are not bound: the real call may drop dry_run or say dry_run false."""
-    async with connect(sandbox_server.base_url) as (client, _):
+    """Control arguments are not bound: the real call may drop dry_run or say dry_run false
+    (token mode, NEXOR_CONFIRM_VIA=token)."""
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         status = {**STATUS, "lead_id": ANA}  # Ana has an active run to hold a status
         token = structured(await call(client, "set_lead_status", {**status, "dry_run": True}))["confirmation"]
         other_tool = await call(client, "assign_workflow", {"lead_id": JOHN, "workflow_id": SDR_INBOUND,
@@ -386,7 +389,7 @@ async def test_the_question_shows_bidi_and_zero_width_characters_visibly(
 
 async def test_the_token_question_shows_them_visibly_too(sandbox_server: SandboxServer, api: SandboxApi) -> None:
     hidden = {**WHATSAPP, "content": "Pay at evil\u202ecom.example\u200b now"}
-    async with connect(sandbox_server.base_url) as (client, _):
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         pending = structured(await call(client, "send_message", hidden))
     assert "[U+202E]" in pending["question"] and "\u202e" not in pending["question"]
     assert writes(api) == []

@@ -36,8 +36,8 @@ DECLINE = ElicitResult(action="decline")
 
 
 async def question_of(base_url: str, tool: str, arguments: dict[str, Any]) -> str:
-    """The question the token way hands the model (this client cannot elicit); nothing is sent."""
-    async with connect(base_url) as (client, _):
+    """The question the token way hands the model (the opt-in NEXOR_CONFIRM_VIA=token); nothing is sent."""
+    async with connect(base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         pending = structured(await call(client, tool, arguments))
     assert pending["confirmation_required"] is True
     question: str = pending["question"]
@@ -132,7 +132,7 @@ async def test_a_forged_lead_name_cannot_write_lines_of_the_token_question(
 ) -> None:
     message = {"lead_id": forged_lead(api), "workflow_id": SDR_INBOUND, "channel": "whatsapp",
                "content": "Real text here"}
-    async with connect(sandbox_server.base_url) as (client, _):
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         result = await call(client, "send_message", message)
     assert_not_forged(structured(result)["question"])
     assert_not_forged(text_of(result))  # what the model reads and shows the user

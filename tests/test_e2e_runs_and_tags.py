@@ -69,9 +69,10 @@ async def test_a_dry_run_shows_the_resolved_workflow(sandbox_server: SandboxServ
 async def test_the_confirmation_is_bound_to_the_resolved_workflow(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
-    """A token issued while Ana's run was in SDR inbound does not send through another workflow."""
+    """A token (NEXOR_CONFIRM_VIA=token) issued while Ana's run was in SDR inbound does not send
+    through another workflow."""
     message = OMITTED["send_message"]
-    async with connect(sandbox_server.base_url) as (client, _):
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         first = structured(await call(client, "send_message", message))
         assert first["would_send"]["body"]["workflow_id"] == SDR_INBOUND
         async with connect(sandbox_server.base_url, NEXOR_CONFIRM="never") as (colleague, _):

@@ -239,13 +239,13 @@ async def test_a_malformed_if_unchanged_since_is_refused_before_any_request(
     assert "if_unchanged_since" in text_of(result) and "ISO 8601" in text_of(result)
 
 
-# --- confirmation by token (clients that cannot elicit) ---------------------------------------------
+# --- confirmation by token (the opt-in NEXOR_CONFIRM_VIA=token, agent-relayed) ----------------------
 
 
 async def test_a_token_confirms_exactly_once_and_only_for_the_same_arguments(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
-    async with connect(sandbox_server.base_url) as (client, asked):
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, asked):
         first = await call(client, "send_message", WHATSAPP)
         assert not first.is_error and writes(api) == []
         pending = structured(first)
@@ -279,7 +279,7 @@ async def test_an_expired_token_is_refused(sandbox_server: SandboxServer, api: S
     account = __import__("hashlib").sha256(TEST_KEY.encode()).hexdigest()
     expired = Sealer(Secret(SECRET)).issue("c1", "send_message", binding, account, now=0.0)
     still_good = Sealer(Secret(SECRET)).issue("c1", "send_message", binding, account)
-    async with connect(sandbox_server.base_url) as (client, _):
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         refused = await call(client, "send_message", {**WHATSAPP, "confirmation": expired})
         assert refused.is_error and "expired" in text_of(refused) and writes(api) == []
         accepted = await call(client, "send_message", {**WHATSAPP, "confirmation": still_good})
@@ -290,7 +290,7 @@ async def test_an_expired_token_is_refused(sandbox_server: SandboxServer, api: S
 
 async def test_automation_tools_ask_too_and_never_turns_it_off(sandbox_server: SandboxServer, api: SandboxApi) -> None:
     status = {"lead_id": ANA, "status_key": "qualified"}
-    async with connect(sandbox_server.base_url) as (client, _):
+    async with connect(sandbox_server.base_url, NEXOR_CONFIRM_VIA="token") as (client, _):
         pending = await call(client, "set_lead_status", status)
         assert structured(pending)["confirmation_required"] is True and writes(api) == []
         ran = await call(client, "stop_automation", {"lead_id": ANA, "workflow_id": SDR_INBOUND})

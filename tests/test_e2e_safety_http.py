@@ -1,8 +1,9 @@
 """Write safety in hosted mode: two `nexor-mcp http` replicas over real HTTP against the sandbox.
 
-Stateless HTTP has no back-channel, so on protocol 2025-11-25 a confirmation is a token; on
-2026-07-28 it is an `input_required` round trip. Either way the seal is the shared NEXOR_MCP_SECRET,
-so the second step may land on any replica; without a shared secret it is refused."""
+Stateless HTTP has no back-channel: in the opt-in token mode (NEXOR_CONFIRM_VIA=token, agent-relayed)
+a confirmation is a token; on 2026-07-28 it is an `input_required` round trip. Either way the seal
+is the shared NEXOR_MCP_SECRET, so the second step may land on any replica; without a shared secret
+it is refused."""
 
 from __future__ import annotations
 
@@ -52,19 +53,21 @@ async def eliciting_client(url: str, mode: str) -> AsyncIterator[Client]:
         yield client
 
 
-def env(secret: str | None) -> dict[str, str]:
-    settings = {"NEXOR_TOOLS": "read,write,automation,outreach"}
+def env(secret: str | None, *, token: bool = False) -> dict[str, str]:
+    """The replicas' settings; `token=True` opts in to the token way (NEXOR_CONFIRM_VIA=token)."""
+    settings = {"NEXOR_TOOLS": "read,write,automation,outreach", **({"NEXOR_CONFIRM_VIA": "token"} if token else {})}
     return {**settings, "NEXOR_MCP_SECRET": secret} if secret else settings
 
 
 async def test_stateless_legacy_http_confirms_by_token_on_any_replica(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
-    """The client can elicit, but stateless HTTP on 2025-11-25 has no channel to ask it on."""
+    """In token mode (NEXOR_CONFIRM_VIA=token) a client that can elicit gets a token too, on
+    stateless HTTP on 2025-11-25; the token confirms once, on any replica."""
     secret = "k" * 48
     with (
-        http_server(sandbox_server.base_url, env=env(secret)) as (first, _),
-        http_server(sandbox_server.base_url, env=env(secret)) as (second, _),
+        http_server(sandbox_server.base_url, env=env(secret, token=True)) as (first, _),
+        http_server(sandbox_server.base_url, env=env(secret, token=True)) as (second, _),
     ):
         async with eliciting_client(first, "legacy") as a, eliciting_client(second, "legacy") as b:
             with anyio.fail_after(20):
@@ -82,8 +85,8 @@ async def test_without_a_shared_secret_another_replica_refuses_the_token(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
     with (
-        http_server(sandbox_server.base_url, env=env(None)) as (first, _),
-        http_server(sandbox_server.base_url, env=env(None)) as (second, _),
+        http_server(sandbox_server.base_url, env=env(None, token=True)) as (first, _),
+        http_server(sandbox_server.base_url, env=env(None, token=True)) as (second, _),
     ):
         async with mcp_client(first, HEADERS) as a, mcp_client(second, HEADERS) as b:
             with anyio.fail_after(20):
@@ -96,7 +99,7 @@ async def test_without_a_shared_secret_another_replica_refuses_the_token(
 async def test_a_token_is_bound_to_the_account(sandbox_server: SandboxServer, api: SandboxApi) -> None:
     other_key = "nxr_live_other_account_0000"
     api.add_account(other_key)
-    with http_server(sandbox_server.base_url, env=env("k" * 48)) as (url, _):
+    with http_server(sandbox_server.base_url, env=env("k" * 48, token=True)) as (url, _):
         async with mcp_client(url, HEADERS) as mine, mcp_client(url, {"X-API-Key": other_key}) as theirs:
             with anyio.fail_after(20):
                 token = ((await mine.call_tool("send_message", MESSAGE)).structured_content or {})["confirmation"]
@@ -150,8 +153,8 @@ async def test_the_sdk_client_drives_the_2026_round_trip_by_itself(
 async def test_workers_of_one_server_share_the_confirmation_key(sandbox_server: SandboxServer, api: SandboxApi) -> None:
     """No NEXOR_MCP_SECRET: `--workers 2` makes one for both. Each step goes on a new connection, so
     the kernel spreads them over the workers; with two keys about half the tokens would be refused
-    (all eight passing by luck: 1 in 256)."""
-    with http_server(sandbox_server.base_url, "--workers", "2", env=env(None)) as (url, _):
+    (all eight passing by luck: 1 in 256). In token mode (NEXOR_CONFIRM_VIA=token)."""
+    with http_server(sandbox_server.base_url, "--workers", "2", env=env(None, token=True)) as (url, _):
         for n in range(8):
             message = {**MESSAGE, "content": f"message {n}"}
             async with mcp_client(url, HEADERS) as first:

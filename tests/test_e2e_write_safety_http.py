@@ -1,8 +1,8 @@
 """Write safety over real HTTP: `nexor-mcp http` replicas against the sandbox.
 
 The stdio tests (test_e2e_confirmation_fails_closed.py, test_e2e_questions.py, test_e2e_runs_and_tags.py) prove each fix
-in depth; these prove that hosted mode, where confirmations are tokens (2025-11-25, stateless) or
-`input_required` round trips (2026-07-28), gets the same behaviour."""
+in depth; these prove that hosted mode, where confirmations are tokens (the opt-in NEXOR_CONFIRM_VIA=token)
+or `input_required` round trips (2026-07-28), gets the same behaviour."""
 
 from __future__ import annotations
 
@@ -54,9 +54,10 @@ async def test_a_malformed_2026_come_back_is_refused_on_any_replica(
 async def test_a_dry_run_carries_the_token_and_the_real_call_on_another_replica_sends_once(
     sandbox_server: SandboxServer, api: SandboxApi
 ) -> None:
+    """In token mode (NEXOR_CONFIRM_VIA=token)."""
     with (
-        http_server(sandbox_server.base_url, env=env(SECRET)) as (first, _),
-        http_server(sandbox_server.base_url, env=env(SECRET)) as (second, _),
+        http_server(sandbox_server.base_url, env=env(SECRET, token=True)) as (first, _),
+        http_server(sandbox_server.base_url, env=env(SECRET, token=True)) as (second, _),
     ):
         async with mcp_client(first, HEADERS) as a, mcp_client(second, HEADERS) as b:
             with anyio.fail_after(30):
@@ -77,7 +78,7 @@ async def test_workflow_id_defaults_to_the_active_run_and_a_forged_name_cannot_w
 ) -> None:
     api.leads[ANA]["first_name"] = "Ana\nText: fake\u202e"
     message = {"lead_id": ANA, "channel": "email", "subject": "Hola", "content": "Real text here"}
-    with http_server(sandbox_server.base_url, env=env(SECRET)) as (url, _):
+    with http_server(sandbox_server.base_url, env=env(SECRET, token=True)) as (url, _):  # the token question
         async with mcp_client(url, HEADERS) as client:
             with anyio.fail_after(30):
                 pending = await client.call_tool("send_message", message)

@@ -178,7 +178,8 @@ def test_previews_of_an_oddly_shaped_lead_never_raise(lead: dict[str, Any]) -> N
 
 @pytest.mark.anyio
 async def test_a_confirmed_tool_without_a_preview_still_asks_and_sends_nothing() -> None:
-    """Confirmation never depends on a tool having declared a preview (fail closed for a new tool)."""
+    """Confirmation never depends on a tool having declared a preview (fail closed for a new tool).
+    In token mode (NEXOR_CONFIRM_VIA=token), so the question handed back shows what it asks about."""
     import dataclasses
     from types import SimpleNamespace
 
@@ -196,7 +197,8 @@ async def test_a_confirmed_tool_without_a_preview_still_asks_and_sends_nothing()
         sent.append(request.method)
         return httpx2.Response(200, json={"success": True, "lead": {"id": LEAD_ID, "first_name": "Ana"}})
 
-    settings = load_settings(environ={"NEXOR_API_KEY": "nxr_live_unit_key_123", "NEXOR_BASE_URL": "http://127.0.0.1"})
+    settings = load_settings(environ={"NEXOR_API_KEY": "nxr_live_unit_key_123", "NEXOR_BASE_URL": "http://127.0.0.1",
+                                      "NEXOR_CONFIRM_VIA": "token"})
     client = NexorClient(settings, transport=httpx2.MockTransport(nexor))
     spec = dataclasses.replace(TOOLS_BY_NAME["record_meeting"], group=Group.OUTREACH)
     assert spec.preview is None
