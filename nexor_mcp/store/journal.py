@@ -43,6 +43,9 @@ class DatabaseJournal:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.path = store.display
+        self.slow_outcome = store.url.kind == "postgresql"
+        """Its outcome row is written from a worker thread (measured: SQLite's too is faster so
+        than in place, and PostgreSQL's is a network round trip)."""
         self._accounts: dict[str, str | None] = {}
         """The account of each entry begun here and not yet finished: its outcome row is filed under
         it without looking the intent up."""

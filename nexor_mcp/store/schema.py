@@ -32,16 +32,18 @@ SQLITE_STEPS: Final[dict[int, tuple[str, ...]]] = {
             PRIMARY KEY (account, token_id)
         )""",
         "CREATE INDEX nexor_used_confirmations_expiry ON nexor_used_confirmations (expires_at)",
+        # The journal is append-only and written before every write: each record touches as few
+        # pages as can be (the rowid as seq, no AUTOINCREMENT bookkeeping, no secondary index: the
+        # commit that must reach the disk before a request leaves is then one page). Reading it
+        # (`nexor-mcp audit`) scans, which is fast enough for a journal on one machine.
         """CREATE TABLE nexor_audit_records (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             account TEXT,
             entry_id TEXT NOT NULL,
             event TEXT NOT NULL CHECK (event IN ('intent', 'outcome', 'decision')),
             record TEXT NOT NULL,
             recorded_at REAL NOT NULL
         )""",
-        "CREATE INDEX nexor_audit_records_account ON nexor_audit_records (account, seq)",
-        "CREATE INDEX nexor_audit_records_entry ON nexor_audit_records (entry_id)",
         f"""CREATE TABLE nexor_approvals (
             id TEXT PRIMARY KEY,
             account TEXT NOT NULL,
