@@ -1,20 +1,22 @@
 """A person's yes before a tool that contacts people or moves the pipeline runs.
 
-Three ways to ask, chosen per call from what the client can do:
+The ways to ask, chosen per call from what the client can do (`way`):
 
-- **Elicitation, protocol 2026-07-28** (any transport, stateless HTTP included): the call answers
+- **A form, protocol 2026-07-28** (any transport, stateless HTTP included): the call answers
   `input_required` with a form; the client asks the person and calls again with the answer and the
   `requestState` we sealed (bound to the tool, its arguments, the account, and an expiry).
-- **Elicitation, earlier protocols**, when the session can send requests (stdio): a live
+- **A form, earlier protocols**, when the session can send requests (stdio): a live
   `elicitation/create`, waited for at most `ELICIT_TIMEOUT_SECONDS`.
-- **Otherwise a two-step token**: the first call sends nothing and returns the preview and a
-  `confirmation` token sealed the same way; the model shows the preview, asks, and repeats the call
-  with the same arguments and the token. Each token works once.
+- **Otherwise the approval page** (nexor_mcp/approve_url.py): by URL-mode elicitation, or opened in
+  the person's browser by a stdio server; where neither can be, the call is refused.
+- **The two-step token, only when the operator chose it** (NEXOR_CONFIRM_VIA=token, agent-relayed):
+  the first call sends nothing and returns the preview and a `confirmation` token sealed the same
+  way; the model shows the preview, asks, and repeats the call with the token. Each works once.
 
 Anything but an explicit yes (decline, cancel, timeout, an error, a token for other arguments,
-expired, reused or forged) means nothing is sent. Once the client is asked, whatever goes wrong
-with asking (an error answer, a timeout, an answer that cannot be read, a broken connection) is
-a no, never a token: the token way is only for clients that cannot be asked at all.
+expired, reused or forged, or any token at all in the default mode) means nothing is sent. Once the
+client is asked, whatever goes wrong with asking (an error answer, a timeout, an answer that cannot
+be read, a broken connection) is a no.
 """
 
 from __future__ import annotations
