@@ -76,6 +76,7 @@ def _serve_http(settings: Settings, args: argparse.Namespace, flags: dict[str, A
     try:
         hosted = hosted_settings(
             host=args.host, port=args.port, allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
+            public_url=args.public_url,
             read_timeout_seconds=args.read_timeout_seconds, max_connections=args.max_connections,
         )
     except ValueError as exc:

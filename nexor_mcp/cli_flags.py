@@ -230,6 +230,11 @@ def parser() -> argparse.ArgumentParser:
         help=f"Origin header values to accept, comma list (env {HOSTED_ENV['allowed_origins']})",
     )
     http.add_argument(
+        "--public-url", dest="public_url", metavar="ORIGIN",
+        help="the origin people reach this server by, e.g. https://mcp.example.com behind a TLS proxy: the "
+        f"approval pages' links use it (env {HOSTED_ENV['public_url']}; default: the request's own)",
+    )
+    http.add_argument(
         "--read-timeout-seconds", metavar="SECONDS",
         help="a request must arrive whole (request line, headers and body) within this many seconds of its "
         f"first byte, or its connection is closed (env {HOSTED_ENV['read_timeout_seconds']}; "

@@ -137,7 +137,10 @@ def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient |
     authenticator = Authenticator(settings, hosted)
 
     async def page_base(ctx: ServerRequestContext[Any]) -> str | None:
-        """The approval page is served by this app, at the origin the call came to."""
+        """The approval page is served by this app: at NEXOR_MCP_PUBLIC_URL, else at the origin
+        the call came to."""
+        if hosted.public_url:
+            return hosted.public_url
         request = ctx.request
         host = request.headers.get("host") if isinstance(request, Request) else None
         return f"{request.url.scheme}://{host}" if isinstance(request, Request) and host else None
@@ -184,7 +187,8 @@ def create_app(settings: Settings, hosted: HostedSettings, client: NexorClient |
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(MCP_PATH, RequestGate(mcp_endpoint, authenticator)),  # every method: the gate answers 405
-            *approval_routes(safety.approvals, safety.sealer.page_key, allowed_hosts=page_hosts(hosted)),
+            *approval_routes(safety.approvals, safety.sealer.page_key, allowed_hosts=page_hosts(hosted),
+                             trusted_origins=(hosted.public_url,) if hosted.public_url else ()),
         ],
         lifespan=lifespan,
     )

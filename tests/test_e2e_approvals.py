@@ -256,3 +256,34 @@ async def test_hosted_with_a_client_that_cannot_be_asked_refuses_and_says_how_to
     assert "NEXOR_CONFIRM_VIA=token" in texts(result) and "agent-relayed" in texts(result)
     assert forged.is_error and "does not take confirmation tokens" in texts(forged)
     assert posts(api) == []
+
+
+async def test_behind_a_tls_proxy_the_page_link_uses_the_public_url(
+    sandbox_server: SandboxServer, api: SandboxApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NEXOR_MCP_PUBLIC_URL: the link a person gets is the proxy's https origin, not the bind's."""
+    monkeypatch.setattr(ClientSession, "_build_capabilities", url_only)
+    env = {**OUTREACH, "NEXOR_MCP_SECRET": SECRET, "NEXOR_MCP_PUBLIC_URL": "https://mcp.example.com/"}
+
+    async def never(context: Any, params: Any) -> ElicitResult:
+        raise AssertionError("a 2026-07-28 server asks in input_required")
+
+    with http_server(sandbox_server.base_url, env=env) as (url, _):
+        async with (
+            httpx2.AsyncClient(headers=HEADERS, timeout=30) as http,
+            Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="2026-07-28",
+                   elicitation_callback=never) as client,
+        ):
+            asked = await client.session.call_tool("send_message", MESSAGE, allow_input_required=True)
+    assert isinstance(asked, InputRequiredResult)
+    request = (asked.input_requests or {})["approve"].params
+    assert isinstance(request, ElicitRequestURLParams) and request.url.startswith("https://mcp.example.com/approve/")
+    assert posts(api) == []
+
+
+def test_a_public_url_with_a_path_is_refused_naming_its_variable() -> None:
+    from nexor_mcp.hosted.settings import hosted_settings
+
+    with pytest.raises(ValueError, match=r"NEXOR_MCP_PUBLIC_URL must be an origin like https://mcp\.example\.com"):
+        hosted_settings({"NEXOR_MCP_PUBLIC_URL": "https://mcp.example.com/mcp"})
+    assert hosted_settings({"NEXOR_MCP_PUBLIC_URL": " https://mcp.example.com/ "}).public_url == "https://mcp.example.com"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationInfo, field_validator
 
@@ -39,6 +40,7 @@ HOSTED_ENV = {
     "allowed_origins": "NEXOR_MCP_ALLOWED_ORIGINS",
     "read_timeout_seconds": "NEXOR_MCP_READ_TIMEOUT_SECONDS",
     "max_connections": "NEXOR_MCP_MAX_CONNECTIONS",
+    "public_url": "NEXOR_MCP_PUBLIC_URL",
 }
 HOSTED_FLAGS = {
     "host": "--host",
@@ -47,6 +49,7 @@ HOSTED_FLAGS = {
     "allowed_origins": "--allow-origin",
     "read_timeout_seconds": "--read-timeout-seconds",
     "max_connections": "--max-connections",
+    "public_url": "--public-url",
 }
 
 
@@ -73,6 +76,20 @@ class HostedSettings(LayeredSettings):
     """A request must arrive whole (request line, headers, body) this soon after its first byte."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Connections one process serves at once; a request beyond them gets 503."""
+    public_url: str | None = None
+    """The origin people reach this server by (`https://mcp.example.com`), for the approval pages'
+    links and their same-origin check behind a proxy that terminates TLS; None: the request's own."""
+
+    @field_validator("public_url", mode="plain")
+    @classmethod
+    def _public_url(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        text = str(value).strip().rstrip("/")
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.username:
+            raise Invalid(info.field_name or "", "an origin like https://mcp.example.com (no path)", value)
+        return text
 
     @field_validator("host", mode="plain")
     @classmethod
@@ -154,6 +171,8 @@ def hosted_environment(hosted: HostedSettings) -> dict[str, str]:
         HOSTED_ENV["read_timeout_seconds"]: repr(hosted.read_timeout_seconds),
         HOSTED_ENV["max_connections"]: str(hosted.max_connections),
     }
+    if hosted.public_url:
+        variables[HOSTED_ENV["public_url"]] = hosted.public_url
     for key in ("allowed_hosts", "allowed_origins"):  # --allow-host / --allow-origin reach the workers too
         if getattr(hosted, key):
             variables[HOSTED_ENV[key]] = ",".join(getattr(hosted, key))
