@@ -216,16 +216,7 @@ class ApprovalDesk:
                 logger.error("an approval could not be recorded (%s): the call is refused", exc)
                 return Outcome(False, "Not sent: the approval could not be recorded (the database did not answer). "
                                       "Nothing was sent.")
-            url = await self._url(ctx, approval_id)
-            if url is None:
-                return Outcome(False, NO_ADDRESS)
-            request = ElicitRequest(params=ElicitRequestURLParams(
-                message="Approve or decline this in your browser; nothing is sent unless you approve it there.",
-                url=url, elicitation_id=secrets.token_urlsafe(16),
-            ))
-            hidden = self._hide(approval_id)
-            state = sealer.issue(PAGE_PURPOSE, asked.tool, {**bound, "(approval)": hidden}, asked.account)
-            return InputRequiredResult(input_requests={APPROVAL_KEY: request}, request_state=f"{state}.{hidden}")
+            return await self._ask_in_round_trip(ctx, asked, sealer, approval_id, bound)
         if params.request_state is None:
             return Outcome(False, "Not sent: the call came back without its requestState, so the approval cannot "
                                   "be checked. Nothing was sent.")
@@ -238,7 +229,24 @@ class ApprovalDesk:
             return Outcome(False, f"Not sent: the approval could not be checked because {refused}. Nothing was sent.")
         approval_id = self._reveal(carried)
         found = await anyio.to_thread.run_sync(self.registry.get_approval, approval_id)
+        if found is not None and found.state == "pending":  # came back before the person decided: ask again
+            return await self._ask_in_round_trip(ctx, asked, sealer, approval_id, bound)
         return await self._settle(found, asked, "url")
+
+    async def _ask_in_round_trip(
+        self, ctx: ServerRequestContext[Any], asked: Asked, sealer: Sealer, approval_id: str, bound: Json
+    ) -> Outcome | InputRequiredResult:
+        """The `input_required` answer that sends the person to the page (its state sealed, single use)."""
+        url = await self._url(ctx, approval_id)
+        if url is None:
+            return Outcome(False, NO_ADDRESS)
+        request = ElicitRequest(params=ElicitRequestURLParams(
+            message="Approve or decline this in your browser; nothing is sent unless you approve it there.",
+            url=url, elicitation_id=secrets.token_urlsafe(16),
+        ))
+        hidden = self._hide(approval_id)
+        state = sealer.issue(PAGE_PURPOSE, asked.tool, {**bound, "(approval)": hidden}, asked.account)
+        return InputRequiredResult(input_requests={APPROVAL_KEY: request}, request_state=f"{state}.{hidden}")
 
     # The approval's id travels in the requestState only encrypted (a one-time pad from HMAC-SHA256
     # under the key and a random nonce), so nothing a client or model can read holds the page's link.

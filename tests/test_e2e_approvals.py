@@ -287,3 +287,33 @@ def test_a_public_url_with_a_path_is_refused_naming_its_variable() -> None:
     with pytest.raises(ValueError, match=r"NEXOR_MCP_PUBLIC_URL must be an origin like https://mcp\.example\.com"):
         hosted_settings({"NEXOR_MCP_PUBLIC_URL": "https://mcp.example.com/mcp"})
     assert hosted_settings({"NEXOR_MCP_PUBLIC_URL": " https://mcp.example.com/ "}).public_url == "https://mcp.example.com"
+
+
+async def test_a_round_trip_that_comes_back_before_the_decision_is_asked_again_and_sends_nothing(
+    sandbox_server: SandboxServer, api: SandboxApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ClientSession, "_build_capabilities", url_only)
+
+    async def never(context: Any, params: Any) -> ElicitResult:
+        raise AssertionError("a 2026-07-28 server asks in input_required")
+
+    with http_server(sandbox_server.base_url, env={**OUTREACH, "NEXOR_MCP_SECRET": SECRET}) as (url, _):
+        async with (
+            httpx2.AsyncClient(headers=HEADERS, timeout=30) as http,
+            Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="2026-07-28",
+                   elicitation_callback=never) as client,
+        ):
+            yes: InputResponses = {"approve": ElicitResult(action="accept")}
+            first = await client.session.call_tool("send_message", MESSAGE, allow_input_required=True)
+            assert isinstance(first, InputRequiredResult)
+            early = await client.session.call_tool("send_message", MESSAGE, allow_input_required=True,
+                                                   request_state=first.request_state, input_responses=yes)
+            replay = await client.session.call_tool("send_message", MESSAGE, allow_input_required=True,
+                                                    request_state=first.request_state, input_responses=yes)
+    assert isinstance(early, InputRequiredResult) and early.request_state != first.request_state
+    first_url = (first.input_requests or {})["approve"].params
+    early_url = (early.input_requests or {})["approve"].params
+    assert isinstance(first_url, ElicitRequestURLParams) and isinstance(early_url, ElicitRequestURLParams)
+    assert early_url.url == first_url.url  # the same approval, still waiting for the person
+    assert isinstance(replay, CallToolResult) and replay.is_error and "already used once" in texts(replay)
+    assert posts(api) == []
