@@ -151,6 +151,10 @@ class ApprovalDesk:
                 except MCPError as exc:
                     return Outcome(False, f"Not sent: the client could not open the approval page (error {exc.code}), "
                                           "which counts as no. Nothing was sent.")
+                except Exception as exc:  # a broken connection or anything else: still a no (cancellation passes)
+                    logger.warning("URL elicitation failed (%s): refused", type(exc).__name__)
+                    return Outcome(False, f"Not sent: asking the client to open the approval page failed "
+                                          f"({type(exc).__name__}), which counts as no. Nothing was sent.")
                 if answer.action != "accept":
                     return Outcome(False, "Not sent: the user did not open the approval page. Nothing was sent.")
             else:
