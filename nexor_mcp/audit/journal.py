@@ -135,11 +135,7 @@ class Journal:
     ) -> str:
         """Record the intent to send a write; returns the entry id. Raises `JournalError` if the
         line could not be written: the caller must then not send the write."""
-        when = now()
-        intent = Intent(
-            id=new_entry_id(when), time=iso_time(when), tool=tool, lead_id=lead_id, method=method, path=path,
-            body=body, before=UndoRecord.read(before), account=account, undoes=undoes,
-        )
+        intent = new_intent(tool, lead_id, method, path, body, before, account, undoes)
         self._append(intent.as_json(), secrets, sync=self.fsync)
         return intent.id
 
@@ -155,11 +151,7 @@ class Journal:
     ) -> None:
         """Record how the write ended (see `Outcome`). `after`: what Nexor answered for exactly
         what the write changed (None if it did not say). Raises `JournalError`."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        line = Outcome(id=entry_id, time=iso_time(now()), status=status, outcome=outcome,
-                       detail=detail, after=Written.read(after))
-        self._append(line.as_json(), secrets, sync=False)
+        self._append(new_outcome(entry_id, status, outcome, detail, after).as_json(), secrets, sync=False)
 
     def decide(
         self, *, tool: str, lead_id: str | None, account: str | None, decision: str, how: str, question: str,
@@ -167,9 +159,7 @@ class Journal:
     ) -> str:
         """Record a person's approval or decline of a confirmed call, with the question shown
         (see `Decision`); returns its id. Raises `JournalError`."""
-        return self._append_decision(new_decision(tool, lead_id, account, decision, how, question), secrets)
-
-    def _append_decision(self, line: Decision, secrets: tuple[str, ...]) -> str:
+        line = new_decision(tool, lead_id, account, decision, how, question)
         self._append(line.as_json(), secrets, sync=line.decision == "approved")  # an approval gates a send
         return line.id
 
@@ -216,6 +206,27 @@ class Journal:
         if notice != self.mode_notice:
             logger.warning("%s", notice)
         self.mode_notice = notice
+
+
+def new_intent(
+    tool: str, lead_id: str | None, method: str, path: str, body: Any, before: UndoRecord | Json | None,
+    account: str | None, undoes: str | None,
+) -> Intent:
+    """An intent record, with a new entry id: the same for the file and the database journal."""
+    when = now()
+    return Intent(
+        id=new_entry_id(when), time=iso_time(when), tool=tool, lead_id=lead_id, method=method, path=path,
+        body=body, before=UndoRecord.read(before), account=account, undoes=undoes,
+    )
+
+
+def new_outcome(entry_id: str, status: int | None, outcome: str, detail: str | None,
+                after: Written | Json | None) -> Outcome:
+    """An outcome record; a name outside `OUTCOMES` is a bug (ValueError)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    return Outcome(id=entry_id, time=iso_time(now()), status=status, outcome=outcome, detail=detail,
+                   after=Written.read(after))
 
 
 def new_decision(

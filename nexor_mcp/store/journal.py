@@ -14,17 +14,19 @@ from __future__ import annotations
 import threading
 from typing import Any, BinaryIO
 
-from nexor_mcp.audit.journal import MAX_LINE_BYTES, JournalError, new_decision, parse_lines, record_text
+from nexor_mcp.audit.journal import (
+    MAX_LINE_BYTES,
+    JournalError,
+    new_decision,
+    new_intent,
+    new_outcome,
+    parse_lines,
+    record_text,
+)
 from nexor_mcp.audit.record import (
-    OUTCOMES,
     Contents,
-    Intent,
-    Outcome,
     UndoRecord,
     Written,
-    iso_time,
-    new_entry_id,
-    now,
 )
 from nexor_mcp.errors import FIX_DATABASE
 from nexor_mcp.json_types import Json
@@ -80,11 +82,7 @@ class DatabaseJournal:
     ) -> str:
         """Record the intent to send a write; returns the entry id. Raises `JournalError` if it
         could not be stored: the caller must then not send the write."""
-        when = now()
-        intent = Intent(
-            id=new_entry_id(when), time=iso_time(when), tool=tool, lead_id=lead_id, method=method, path=path,
-            body=body, before=UndoRecord.read(before), account=account, undoes=undoes,
-        )
+        intent = new_intent(tool, lead_id, method, path, body, before, account, undoes)
         self._append(intent.id, "intent", record_text(intent.as_json(), secrets), account)
         with self._lock:
             self._accounts[intent.id] = account
@@ -103,10 +101,7 @@ class DatabaseJournal:
         secrets: tuple[str, ...] = (),
     ) -> None:
         """Record how the write ended (see `Outcome`). Raises `JournalError`."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        line = Outcome(id=entry_id, time=iso_time(now()), status=status, outcome=outcome,
-                       detail=detail, after=Written.read(after))
+        line = new_outcome(entry_id, status, outcome, detail, after)
         with self._lock:
             account = self._accounts.pop(entry_id, None)  # else the store takes it from the intent row
         self._append(entry_id, "outcome", record_text(line.as_json(), secrets), account)
