@@ -344,7 +344,7 @@ async def _round_trip(
 
 FAILED_ASKING = (
     "Nothing was sent. If this client cannot show the user questions, the user can set "
-    "NEXOR_CONFIRM_VIA=token to confirm with a token instead."
+    "NEXOR_CONFIRM_VIA=token to confirm with a token instead (agent-relayed: the model can then confirm by itself)."
 )
 
 
