@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from nexor_mcp import metrics
-from nexor_mcp.approvals import approval_routes
+from nexor_mcp.approvals.routes import approval_routes
 from nexor_mcp.client import NexorClient
 from nexor_mcp.config import Settings
 from nexor_mcp.hosted.auth import TOOLS_HEADER, Authenticator, RefusedRequest

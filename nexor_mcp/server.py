@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server import Server, ServerRequestContext
@@ -36,6 +36,9 @@ from nexor_mcp.retry import CallDeadline, InputEnd, current_deadline
 from nexor_mcp.safety import Reply, WriteSafety, pending_text
 from nexor_mcp.tools import TOOLS_BY_NAME, ToolSpec, select_tools
 from nexor_mcp.tools.arguments import InvalidArguments, shown_name
+
+if TYPE_CHECKING:
+    from nexor_mcp.approvals.local import LocalApprovalServer
 
 logger = logging.getLogger(__name__)
 
@@ -256,14 +259,16 @@ async def serve_stdio(settings: Settings, client: NexorClient) -> None:
     at once; one whose person has already said yes has a fresh deadline from that yes, and its
     write is finished.
     """
-    from nexor_mcp.approvals import LocalApprovalServer
     from nexor_mcp.stdio import serve_streams
 
     local: list[LocalApprovalServer] = []
 
     async def page_base(ctx: ServerRequestContext[Any]) -> str | None:
-        """The approval pages' origin: a loopback server of this process, started on first need."""
+        """The approval pages' origin: a loopback server of this process, started on first need
+        (imported then too: most sessions never ask a person)."""
         if not local:
+            from nexor_mcp.approvals.local import LocalApprovalServer
+
             local.append(LocalApprovalServer(safety.approvals, safety.sealer.page_key))
         return await local[0].start()
 

@@ -10,9 +10,32 @@ sight, so the yes cannot be forged by the model or by a prompt injected into a l
 
 from __future__ import annotations
 
-from nexor_mcp.approvals.local import LocalApprovalServer
+from typing import TYPE_CHECKING, Any
+
 from nexor_mcp.approvals.registry import ApprovalStore, MemoryApprovals
-from nexor_mcp.approvals.routes import DECIDED_BY, OnDecided, approval_routes, approval_token
+
+if TYPE_CHECKING:  # the names, for the type checker; at run time they load on first use (below)
+    from nexor_mcp.approvals.local import LocalApprovalServer
+    from nexor_mcp.approvals.routes import DECIDED_BY, OnDecided, approval_routes, approval_token
+
+_LAZY = {
+    "LocalApprovalServer": "nexor_mcp.approvals.local",
+    "DECIDED_BY": "nexor_mcp.approvals.routes",
+    "OnDecided": "nexor_mcp.approvals.routes",
+    "approval_routes": "nexor_mcp.approvals.routes",
+    "approval_token": "nexor_mcp.approvals.routes",
+}
+"""Loaded on first use: a stdio server needs the registry at start, and the page (uvicorn, the
+HTML) only when a call first asks a person."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DECIDED_BY",
